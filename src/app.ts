@@ -1,0 +1,257 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Scalar } from '@scalar/hono-api-reference';
+import { Hono, type Context as HonoContext, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { secureHeaders } from 'hono/secure-headers';
+import { sql } from 'kysely';
+import type { z } from 'zod';
+import type { Authenticator } from './auth/authenticate.ts';
+import { rateLimitHeaders, type RateLimiter } from './auth/rate-limit.ts';
+import type { Db } from './db/client.ts';
+import type { Logger } from './logger.ts';
+import type { Principal } from './rpc/context.ts';
+import { adminFields, dispatch, lookupAction } from './rpc/dispatch.ts';
+import { AppError, toAppError } from './rpc/errors.ts';
+import { buildOpenApi } from './rpc/openapi.ts';
+
+export interface AppDeps {
+  db: Db;
+  authenticator: Authenticator;
+  rateLimiter: RateLimiter;
+  logger: Logger;
+  maxActiveGoals: number;
+  bodyLimitBytes: number;
+}
+
+type Env = { Variables: { requestId: string; principal: Principal } };
+
+const scalarBundle = (() => {
+  let bundle: string | undefined;
+  return () => {
+    bundle ??= readFileSync(createRequire(import.meta.url).resolve('@scalar/api-reference/browser/standalone.js'), 'utf8');
+    return bundle;
+  };
+})();
+
+/**
+ * Builds the Hono app: request id, security headers, health, OpenAPI and docs, then `/v1` behind
+ * body limit → authentication → rate limit. One error handler renders every failure as the envelope.
+ *
+ * @example const app = createApp(deps); const res = await app.request('/v1', { method: 'POST', ... });
+ */
+export function createApp(deps: AppDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  const dispatchDeps = {
+    db: deps.db,
+    maxActiveGoals: deps.maxActiveGoals,
+    services: { forgetApiKey: deps.authenticator.forgetApiKey },
+  };
+
+  app.use(requestId());
+  app.use(secureHeaders());
+
+  app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  app.get('/readyz', async (c) => {
+    await withTimeout(sql`select 1`.execute(deps.db), 3000);
+    return c.json({ success: true, data: { status: 'ready' } });
+  });
+
+  const openapi = buildOpenApi();
+  app.get('/openapi.json', (c) => c.json(openapi));
+  // The reference page's script is served from here, not a CDN: users and these machines may be offline.
+  app.get('/docs/scalar.js', (c) => {
+    c.header('Content-Type', 'application/javascript; charset=utf-8');
+    c.header('Cache-Control', 'public, max-age=86400');
+    return c.body(scalarBundle());
+  });
+  app.get('/docs', Scalar({ url: '/openapi.json', cdn: '/docs/scalar.js', pageTitle: 'Goalpost API' }));
+
+  const v1 = new Hono<Env>();
+  v1.use(
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes,
+      onError: () => {
+        throw new AppError({ code: 'PAYLOAD_TOO_LARGE', message: `The request body is over ${deps.bodyLimitBytes} bytes` });
+      },
+    }),
+  );
+  v1.use(authenticate(deps.authenticator));
+  v1.use(rateLimit(deps.rateLimiter));
+
+  const invoke = async (c: HonoContext<Env>, body: unknown) => {
+    const result = await dispatch(dispatchDeps, c.get('principal'), body);
+    return c.json({ success: true, data: result.data }, result.status);
+  };
+
+  v1.post('/', async (c) => invoke(c, await readJson(c)));
+  v1.post('/:resource/:action', async (c) => {
+    const body = await readJson(c, { optional: true });
+    const { id, data } = isObject(body) ? body : { id: undefined, data: body };
+    if (isObject(body)) {
+      const extra = Object.keys(body).filter((k) => k !== 'id' && k !== 'data');
+      if (extra.length > 0) {
+        throw new AppError({
+          code: 'VALIDATION_ERROR',
+          message: `The body of POST /v1/{resource}/{action} is {id?, data?}; unexpected: ${extra.join(', ')}`,
+          details: extra.map((k) => ({ path: [k], message: 'unexpected field', type: 'unrecognized_keys' })),
+        });
+      }
+    }
+    return invoke(c, { resource: c.req.param('resource'), action: c.req.param('action'), id, data });
+  });
+  v1.post('/:resource', async (c) => {
+    const resource = c.req.param('resource');
+    const body = await readJson(c);
+    // The body names an action of this resource: it is an envelope without `resource`.
+    if (isObject(body) && typeof body.action === 'string' && isActionOf(resource, body.action)) {
+      return invoke(c, { resource, ...body });
+    }
+    return invoke(c, { resource, action: 'create', data: body });
+  });
+  v1.get('/:resource', async (c) => {
+    const resource = c.req.param('resource');
+    const action = lookupAction(resource, 'list');
+    const shape = { ...(action.input as z.ZodObject).shape, ...adminFields.shape };
+    return invoke(c, { resource, action: 'list', data: coerceQuery(shape, c.req.queries()) });
+  });
+  v1.get('/:resource/:id', (c) => invoke(c, { resource: c.req.param('resource'), action: 'get', id: c.req.param('id') }));
+  v1.patch('/:resource/:id', async (c) =>
+    invoke(c, { resource: c.req.param('resource'), action: 'update', id: c.req.param('id'), data: await readJson(c) }),
+  );
+  v1.delete('/:resource/:id', async (c) =>
+    invoke(c, {
+      resource: c.req.param('resource'),
+      action: 'delete',
+      id: c.req.param('id'),
+      data: await readJson(c, { optional: true }),
+    }),
+  );
+  app.route('/v1', v1);
+
+  app.notFound((c) => {
+    throw new AppError({ code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}; the API is POST /v1` });
+  });
+
+  app.onError((error, c) => {
+    const appError = toAppError(error);
+    const requestId = c.get('requestId');
+    if (appError.status >= 500) {
+      const cause = appError.cause ?? error;
+      deps.logger.error('request failed', {
+        request_id: requestId,
+        code: appError.code,
+        method: c.req.method,
+        path: c.req.path,
+        error: cause instanceof Error ? cause.message : String(cause),
+        stack: cause instanceof Error ? cause.stack : undefined,
+      });
+    }
+    for (const [name, value] of Object.entries(appError.headers ?? {})) c.header(name, value);
+    return c.json(
+      {
+        success: false,
+        error: {
+          code: appError.code,
+          message: appError.message,
+          status: appError.status,
+          ...(appError.details !== undefined && { details: appError.details }),
+          request_id: requestId,
+        },
+      },
+      appError.status,
+    );
+  });
+
+  return app;
+}
+
+function authenticate(authenticator: Authenticator): MiddlewareHandler<Env> {
+  return async function authenticate(c, next) {
+    const principal = await authenticator.authenticate({
+      authorization: c.req.header('authorization'),
+      apiKey: c.req.header('x-api-key'),
+      userId: c.req.header('x-user-id'),
+    });
+    c.set('principal', principal);
+    await next();
+  };
+}
+
+function rateLimit(limiter: RateLimiter): MiddlewareHandler<Env> {
+  return async function rateLimit(c, next) {
+    const verdict = await limiter.consume(c.get('principal').credentialId);
+    for (const [name, value] of Object.entries(rateLimitHeaders(verdict))) c.header(name, value);
+    await next();
+  };
+}
+
+async function readJson(c: HonoContext<Env>, options: { optional?: boolean } = {}): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === '') {
+    if (options.optional) return undefined;
+    throw new AppError({ code: 'VALIDATION_ERROR', message: 'The request body is empty; send a JSON object' });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new AppError({
+      code: 'VALIDATION_ERROR',
+      message: `Malformed JSON: ${error instanceof SyntaxError ? error.message : 'could not parse the body'}`,
+    });
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isActionOf(resource: string, action: string): boolean {
+  try {
+    lookupAction(resource, action);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Query strings carry strings; the list schema says which keys are numbers or booleans. Anything that
+ * does not convert is passed on as it is, for validation to reject.
+ */
+function coerceQuery(shape: Record<string, z.ZodType>, query: Record<string, string[]>): Record<string, unknown> {
+  const data: Record<string, unknown> = {};
+  for (const [key, values] of Object.entries(query)) {
+    const raw = values.length === 1 ? values[0]! : values;
+    const kind = typeof raw === 'string' ? baseType(shape[key]) : undefined;
+    if (kind === 'number' && typeof raw === 'string' && raw.trim() !== '' && Number.isFinite(Number(raw))) {
+      data[key] = Number(raw);
+    } else if (kind === 'boolean' && (raw === 'true' || raw === 'false')) {
+      data[key] = raw === 'true';
+    } else {
+      data[key] = raw;
+    }
+  }
+  return data;
+}
+
+function baseType(schema: z.ZodType | undefined): string | undefined {
+  let current = schema as { _zod?: { def: { type: string; innerType?: unknown } } } | undefined;
+  while (current?._zod && ['optional', 'nullable', 'default'].includes(current._zod.def.type)) {
+    current = current._zod.def.innerType as typeof current;
+  }
+  return current?._zod?.def.type;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AppError({ code: 'SERVICE_UNAVAILABLE', message: 'The database does not answer' })), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

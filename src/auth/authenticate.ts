@@ -1,0 +1,175 @@
+import { verify } from 'hono/jwt';
+import { sql } from 'kysely';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { z } from 'zod';
+import type { Db } from '../db/client.ts';
+import type { Role } from '../db/schema.ts';
+import type { Principal } from '../rpc/context.ts';
+import { AppError } from '../rpc/errors.ts';
+import { API_KEY_PREFIX, hashApiKey, secretsEqual } from './keys.ts';
+
+export interface AuthOptions {
+  db: Db;
+  /** How long a verified key or user is trusted without asking the database again. */
+  cacheTtlMs: number;
+  jwtSecret?: string;
+  jwksUrl?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  serviceKey?: string;
+  /** Bound on cached entries; the oldest go first. */
+  cacheMax?: number;
+}
+
+interface CachedKey {
+  principal: Principal;
+  expiresAt: number;
+}
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const uuid = z.uuid();
+
+/**
+ * Turns credentials into a Principal. Verified API keys and users are cached for `cacheTtlMs`, so the
+ * hot path costs no database round trip; `last_used_at` is gathered in memory and written in one
+ * statement per flush.
+ *
+ * @example const auth = createAuthenticator({ db, cacheTtlMs: 30_000 });
+ *          const principal = await auth.authenticate(c.req.header('authorization'), ...);
+ */
+export function createAuthenticator(options: AuthOptions) {
+  const keys = new Map<string, CachedKey>();
+  const users = new Map<string, { role: Role; expiresAt: number }>();
+  const lastUsed = new Map<string, Date>();
+  const cacheMax = options.cacheMax ?? 10_000;
+  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
+
+  function remember<V>(map: Map<string, V>, key: string, value: V) {
+    if (map.size >= cacheMax) map.delete(map.keys().next().value!);
+    map.set(key, value);
+  }
+
+  async function fromApiKey(token: string): Promise<Principal> {
+    const hash = hashApiKey(token);
+    const now = Date.now();
+    let cached = keys.get(hash);
+    if (!cached || cached.expiresAt <= now) {
+      const row = await options.db
+        .selectFrom('api_keys')
+        .innerJoin('users', 'users.id', 'api_keys.user_id')
+        .select(['api_keys.id', 'api_keys.user_id', 'users.role'])
+        .where('api_keys.key_hash', '=', hash)
+        .where('api_keys.revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (!row) {
+        keys.delete(hash);
+        throw new AppError({ code: 'KEY_NOT_FOUND' });
+      }
+      cached = {
+        principal: { userId: row.user_id, role: row.role, kind: 'api_key', credentialId: `key:${row.id}`, apiKeyId: row.id },
+        expiresAt: now + options.cacheTtlMs,
+      };
+      if (options.cacheTtlMs > 0) remember(keys, hash, cached);
+    }
+    lastUsed.set(cached.principal.apiKeyId!, new Date(now));
+    return cached.principal;
+  }
+
+  async function roleOf(userId: string): Promise<Role | undefined> {
+    const now = Date.now();
+    const cached = users.get(userId);
+    if (cached && cached.expiresAt > now) return cached.role;
+    const user = await options.db.selectFrom('users').select('role').where('id', '=', userId).executeTakeFirst();
+    if (user && options.cacheTtlMs > 0) remember(users, userId, { role: user.role, expiresAt: now + options.cacheTtlMs });
+    return user?.role;
+  }
+
+  async function fromJwt(token: string): Promise<Principal> {
+    let sub: unknown;
+    try {
+      if (options.jwtSecret) {
+        const payload = await verify(token, options.jwtSecret, 'HS256');
+        if (options.jwtIssuer && payload.iss !== options.jwtIssuer) throw new Error('issuer');
+        if (options.jwtAudience && payload.aud !== options.jwtAudience) throw new Error('audience');
+        sub = payload.sub;
+      } else if (jwks) {
+        const { payload } = await jwtVerify(token, jwks, { issuer: options.jwtIssuer, audience: options.jwtAudience });
+        sub = payload.sub;
+      } else {
+        throw new AppError({ code: 'INVALID_TOKEN', message: 'Session tokens are not enabled on this server (JWT_SECRET or JWT_JWKS_URL)' });
+      }
+    } catch (error) {
+      if (error instanceof AppError) throw error;
+      throw new AppError({ code: 'INVALID_TOKEN', cause: error });
+    }
+    if (typeof sub !== 'string' || !uuid.safeParse(sub).success) {
+      throw new AppError({ code: 'INVALID_TOKEN', message: 'The session token has no user id (sub) that is a UUID' });
+    }
+    const role = await roleOf(sub);
+    if (!role) throw new AppError({ code: 'INVALID_TOKEN', message: 'The session token names an unknown user' });
+    return { userId: sub, role, kind: 'session', credentialId: `user:${sub}` };
+  }
+
+  async function fromServiceKey(userIdHeader: string | undefined): Promise<Principal> {
+    if (!userIdHeader || !uuid.safeParse(userIdHeader).success) {
+      throw new AppError({
+        code: 'VALIDATION_ERROR',
+        message: 'x-user-id: the service key needs the UUID of the user to act as',
+        details: [{ path: ['headers', 'x-user-id'], message: 'must be a UUID', type: 'invalid_format' }],
+      });
+    }
+    const role = await roleOf(userIdHeader);
+    if (!role) throw new AppError({ code: 'NOT_FOUND', message: 'x-user-id: no such user' });
+    return { userId: userIdHeader, role, kind: 'service', credentialId: `service:${userIdHeader}` };
+  }
+
+  return {
+    /** Credentials from `Authorization: Bearer …` or `X-API-Key`, plus `x-user-id` for the service key. */
+    async authenticate(headers: {
+      authorization?: string;
+      apiKey?: string;
+      userId?: string;
+    }): Promise<Principal> {
+      const bearer = headers.authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+      const token = bearer ?? headers.apiKey?.trim();
+      if (!token) {
+        throw new AppError({
+          code: 'UNAUTHORIZED',
+          message: headers.authorization
+            ? 'Authorization must be "Bearer <token>"'
+            : 'Authentication required: send Authorization: Bearer <key> or X-API-Key: <key>',
+        });
+      }
+      if (options.serviceKey && secretsEqual(token, options.serviceKey)) return fromServiceKey(headers.userId);
+      if (token.startsWith(API_KEY_PREFIX)) return fromApiKey(token);
+      if (JWT_SHAPE.test(token)) return fromJwt(token);
+      throw new AppError({ code: 'INVALID_KEY_PREFIX', message: `API keys start with "${API_KEY_PREFIX}"` });
+    },
+
+    /** Forget a key in this process (it was revoked here). */
+    forgetApiKey(keyHash: string) {
+      keys.delete(keyHash);
+    },
+
+    /** Writes the gathered `last_used_at` values in one statement; never moves one backwards. */
+    async flushLastUsed(): Promise<void> {
+      if (lastUsed.size === 0) return;
+      const entries = [...lastUsed];
+      lastUsed.clear();
+      const ids = entries.map(([id]) => id);
+      const times = entries.map(([, at]) => at.toISOString());
+      try {
+        await sql`
+          update api_keys set last_used_at = v.at
+          from unnest(${ids}::uuid[], ${times}::timestamptz[]) as v(id, at)
+          where api_keys.id = v.id and (api_keys.last_used_at is null or api_keys.last_used_at < v.at)
+        `.execute(options.db);
+      } catch {
+        // The database is away: keep the newest times for the next flush.
+        for (const [id, at] of entries) if (!lastUsed.has(id)) lastUsed.set(id, at);
+      }
+    },
+  };
+}
+
+export type Authenticator = ReturnType<typeof createAuthenticator>;

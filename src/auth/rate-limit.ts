@@ -1,0 +1,113 @@
+import { Redis } from 'ioredis';
+import type postgres from 'postgres';
+import {
+  RateLimiterMemory,
+  RateLimiterPostgres,
+  RateLimiterRedis,
+  RateLimiterRes,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible';
+import { AppError } from '../rpc/errors.ts';
+
+export interface RateLimitOptions {
+  perMinute: number;
+  store: 'memory' | 'postgres' | 'redis';
+  /** For the postgres store: the app's postgres.js client (the table comes from the migrations). */
+  sql?: postgres.Sql;
+  redisUrl?: string;
+  /** Keeps namespaces apart when several limiters share one store (tests, `generate` later). */
+  keyPrefix?: string;
+}
+
+export interface RateLimitVerdict {
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
+}
+
+/**
+ * A fixed one-minute window per credential, from rate-limiter-flexible. The memory store is exact for
+ * one process; Redis or Postgres share the count between processes. If the shared store fails, an
+ * in-memory limiter takes over (per process) rather than letting every request through or failing it.
+ *
+ * @example const limiter = createRateLimiter({ perMinute: 60, store: 'memory' });
+ *          const verdict = await limiter.consume('key:…'); // throws RATE_LIMIT_EXCEEDED
+ */
+export function createRateLimiter(options: RateLimitOptions) {
+  const common = { points: options.perMinute, duration: 60, keyPrefix: options.keyPrefix ?? 'rl' };
+  let redis: Redis | undefined;
+  let limiter: RateLimiterAbstract;
+  const insuranceLimiter = new RateLimiterMemory(common);
+  switch (options.store) {
+    case 'memory':
+      limiter = insuranceLimiter;
+      break;
+    case 'redis': {
+      if (!options.redisUrl) throw new Error('the redis rate-limit store needs REDIS_URL');
+      redis = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+      redis.on('error', () => {
+        // ioredis reconnects by itself; the insurance limiter answers meanwhile.
+      });
+      limiter = new RateLimiterRedis({ ...common, storeClient: redis, insuranceLimiter });
+      break;
+    }
+    case 'postgres': {
+      if (!options.sql) throw new Error('the postgres rate-limit store needs the database client');
+      const sql = options.sql;
+      // rate-limiter-flexible speaks to a `pg`-style client; this is that shape over postgres.js.
+      const storeClient = {
+        query: async ({ text, values }: { text: string; values?: unknown[] }) => {
+          const rows = await sql.unsafe(text, (values ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true });
+          return { rows, rowCount: rows.count };
+        },
+      };
+      limiter = new RateLimiterPostgres({
+        ...common,
+        storeClient,
+        storeType: 'pool',
+        tableName: 'rate_limits',
+        tableCreated: true,
+        insuranceLimiter,
+      });
+      break;
+    }
+  }
+
+  return {
+    /** Counts one request for `key`; throws RATE_LIMIT_EXCEEDED (with Retry-After) past the limit. */
+    async consume(key: string): Promise<RateLimitVerdict> {
+      try {
+        const res = await limiter.consume(key, 1);
+        return verdict(res, options.perMinute);
+      } catch (error) {
+        if (error instanceof RateLimiterRes) {
+          const v = verdict(error, options.perMinute);
+          throw new AppError({
+            code: 'RATE_LIMIT_EXCEEDED',
+            message: `Rate limit of ${options.perMinute} requests per minute exceeded; retry in ${v.resetSeconds} s`,
+            headers: { 'Retry-After': String(v.resetSeconds), ...rateLimitHeaders(v) },
+          });
+        }
+        throw error;
+      }
+    },
+    async close(): Promise<void> {
+      redis?.disconnect();
+    },
+  };
+}
+
+function verdict(res: RateLimiterRes, limit: number): RateLimitVerdict {
+  return { limit, remaining: res.remainingPoints, resetSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) };
+}
+
+/** The IETF draft's RateLimit-* headers. */
+export function rateLimitHeaders(v: RateLimitVerdict): Record<string, string> {
+  return {
+    'RateLimit-Limit': String(v.limit),
+    'RateLimit-Remaining': String(v.remaining),
+    'RateLimit-Reset': String(v.resetSeconds),
+  };
+}
+
+export type RateLimiter = ReturnType<typeof createRateLimiter>;

@@ -1,0 +1,65 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { ConfigError, loadConfig } from './config.ts';
+import { openDatabase } from './db/client.ts';
+import { migrateToLatest } from './db/migrate.ts';
+import { AppError } from './rpc/errors.ts';
+import { createUserWithKey } from './users.ts';
+
+const usage = `Usage:
+  goalpost users create --email E [--name N] [--role standard_user|consumer|internal_admin]
+      Creates a user and an API key; prints one JSON line {"user": {...}, "key": "gp_live_..."}.
+  goalpost migrate
+      Runs pending migrations.
+Both use DATABASE_URL, or the embedded database in DATA_DIR (default ./.data) when it is unset.`;
+
+const userArgs = z.object({
+  email: z.email(),
+  name: z.string().min(1).max(200).optional(),
+  role: z.enum(['standard_user', 'consumer', 'internal_admin']).default('standard_user'),
+});
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+async function main(argv: string[]) {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { email: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const command = positionals.join(' ');
+  if (values.help || (command !== 'users create' && command !== 'migrate')) {
+    if (values.help) return console.log(usage);
+    fail(usage);
+  }
+
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    fail(error instanceof ConfigError ? error.message : String(error));
+  }
+  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: 2 });
+  try {
+    const applied = await migrateToLatest(database.db);
+    if (command === 'migrate') {
+      process.stderr.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
+      return;
+    }
+    const args = userArgs.safeParse(values);
+    if (!args.success) fail(args.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
+    const { user, key } = await createUserWithKey(database.db, args.data);
+    const out = { user: { id: user.id, email: user.email, name: user.name, role: user.role, created_at: user.created_at.toISOString() }, key };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  } catch (error) {
+    process.exitCode = 1;
+    process.stderr.write(`${error instanceof AppError || error instanceof Error ? error.message : String(error)}\n`);
+  } finally {
+    await database.close();
+  }
+}
+
+main(process.argv.slice(2)).catch((error) => fail(error instanceof Error ? error.message : String(error)));

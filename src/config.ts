@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const intFrom = (fallback: number, min = 0) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? String(fallback) : v))
+    .pipe(z.coerce.number<string>().int().min(min));
+
+const envSchema = z.object({
+  PORT: intFrom(8787, 0),
+  HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  DATA_DIR: z.string().default('./.data'),
+  DATABASE_POOL_MAX: intFrom(10, 1),
+  MAX_ACTIVE_GOALS: intFrom(3, 0),
+  BODY_LIMIT_BYTES: intFrom(1024 * 1024, 1024),
+  RATE_LIMIT_PER_MINUTE: intFrom(60, 1),
+  RATE_LIMIT_STORE: z.enum(['memory', 'postgres', 'redis']).optional(),
+  REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  KEY_CACHE_TTL_SECONDS: intFrom(30, 0),
+  JWT_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  JWT_JWKS_URL: optionalString.pipe(z.url().optional()),
+  JWT_ISSUER: optionalString,
+  JWT_AUDIENCE: optionalString,
+  SERVICE_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  REQUEST_TIMEOUT_MS: intFrom(30_000, 100),
+  SHUTDOWN_TIMEOUT_MS: intFrom(10_000, 0),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+export type Config = Omit<z.output<typeof envSchema>, 'RATE_LIMIT_STORE'> & {
+  RATE_LIMIT_STORE: 'memory' | 'postgres' | 'redis';
+};
+
+/** Thrown when the environment does not describe a runnable server; one line per bad variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Parses the environment once. The rate-limit store defaults to the most shared one available:
+ * Redis when `REDIS_URL` is set, Postgres when `DATABASE_URL` is (several processes may share it),
+ * memory for the embedded database (which only one process can open).
+ *
+ * @example const config = loadConfig(process.env);
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  const store = c.RATE_LIMIT_STORE ?? (c.REDIS_URL ? 'redis' : c.DATABASE_URL ? 'postgres' : 'memory');
+  if (store === 'redis' && !c.REDIS_URL) {
+    throw new ConfigError('Invalid configuration:\n  RATE_LIMIT_STORE: "redis" needs REDIS_URL');
+  }
+  return { ...c, RATE_LIMIT_STORE: store };
+}

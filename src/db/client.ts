@@ -1,0 +1,131 @@
+import { mkdirSync, openSync, closeSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Kysely } from 'kysely';
+import { PostgresJSDialect } from 'kysely-postgres-js';
+import postgres from 'postgres';
+import type { Database } from './schema.ts';
+
+export type Db = Kysely<Database>;
+
+export interface DatabaseHandle {
+  db: Db;
+  /** The raw postgres.js client, for the few places that want it (rate-limit store, readiness). */
+  sql: postgres.Sql;
+  /** `postgres` for a server, `embedded` for PGlite under DATA_DIR. */
+  kind: 'postgres' | 'embedded';
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  databaseUrl?: string;
+  dataDir?: string;
+  poolMax?: number;
+}
+
+/**
+ * Opens Postgres through postgres.js and Kysely. Without a URL it starts PGlite under `dataDir`,
+ * serves it on a loopback socket and connects the same driver to it, so there is one driver path.
+ *
+ * @example const { db, close } = await openDatabase({ databaseUrl: process.env.DATABASE_URL });
+ */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  if (options.databaseUrl) {
+    const sql = createClient(options.databaseUrl, { max: options.poolMax ?? 10 });
+    const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: sql }) });
+    return { db, sql, kind: 'postgres', close: () => db.destroy() };
+  }
+  const embedded = await startEmbedded(options.dataDir ?? './.data');
+  // PGlite is one session: postgres.js must hold exactly one connection to it.
+  const sql = createClient(embedded.url, { max: 1 });
+  const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: sql }) });
+  return {
+    db,
+    sql,
+    kind: 'embedded',
+    close: async () => {
+      await db.destroy();
+      await embedded.stop();
+    },
+  };
+}
+
+function createClient(url: string, options: { max: number }): postgres.Sql {
+  return postgres(url, {
+    max: options.max,
+    onnotice: () => {},
+    connect_timeout: 10,
+    // Numeric columns are double precision; bigint (rate-limit expiry) stays a string.
+    types: {},
+  });
+}
+
+interface Embedded {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts PGlite under `dataDir` behind a lock file, served on a random loopback port. */
+export async function startEmbedded(dataDir: string): Promise<Embedded> {
+  const dir = resolve(dataDir);
+  mkdirSync(dir, { recursive: true });
+  const releaseLock = acquireLock(join(dir, 'goalpost.lock'));
+  try {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+    const pglite = await PGlite.create(join(dir, 'pgdata'));
+    const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0 });
+    await server.start();
+    return {
+      url: `postgres://postgres@${server.getServerConn()}/postgres`,
+      async stop() {
+        await server.stop();
+        await pglite.close();
+        releaseLock();
+      },
+    };
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
+}
+
+/**
+ * PGlite does not lock its data directory, and two processes writing one corrupt it. The lock file
+ * holds the owner's pid; a lock left by a dead process is taken over.
+ */
+function acquireLock(path: string): () => void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const pid = Number(readFileSync(path, 'utf8'));
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new Error(
+          `The embedded database in ${path.replace(/goalpost\.lock$/, '')} is in use by process ${pid}. ` +
+            'Stop it, or set DATA_DIR to another directory, or DATABASE_URL to a Postgres server.',
+        );
+      }
+      unlinkSync(path);
+    }
+  }
+  throw new Error(`could not lock ${path}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,102 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export type Role = 'standard_user' | 'consumer' | 'internal_admin';
+export type GoalStatus = 'active' | 'inactive' | 'completed' | 'abandoned';
+export type GoalType = 'boolean' | 'scale' | 'numeric';
+
+export interface LeadField {
+  key: string;
+  label: string;
+  type: 'text' | 'email' | 'phone' | 'number' | 'date' | 'datetime' | 'boolean' | 'select' | 'url';
+  required: boolean;
+  description?: string;
+  options?: string[];
+}
+
+export interface RoadmapNode {
+  id: string;
+  label: string;
+  completed: boolean;
+  position: { x: number; y: number };
+}
+export interface Roadmap {
+  nodes: RoadmapNode[];
+  edges: { id: string; source: string; target: string }[];
+}
+
+type Json<T> = ColumnType<T, T, T>;
+
+export interface UsersTable {
+  id: Generated<string>;
+  email: string;
+  name: string | null;
+  role: Generated<Role>;
+  created_at: Generated<Date>;
+}
+
+export interface ApiKeysTable {
+  id: Generated<string>;
+  user_id: string;
+  name: string;
+  prefix: string;
+  key_hash: string;
+  created_at: Generated<Date>;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+}
+
+export interface AgentsTable {
+  id: Generated<string>;
+  owner_id: string;
+  name: string;
+  description: string | null;
+  is_active: Generated<boolean>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface GoalsTable {
+  id: Generated<string>;
+  owner_id: string;
+  agent_id: string | null;
+  name: string;
+  description: string | null;
+  status: Generated<GoalStatus>;
+  priority: number | null;
+  lead_fields: Json<LeadField[]>;
+  goal_type: Generated<GoalType>;
+  target_value: number | null;
+  current_value: Generated<number>;
+  min_value: Generated<number>;
+  max_value: Generated<number>;
+  unit: string | null;
+  target_date: Date | null;
+  roadmap: Json<Roadmap | null> | null;
+  progress: Generated<number>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface AgentGoalAttachmentsTable {
+  agent_id: string;
+  goal_id: string;
+  owner_id: string;
+  attached_at: Generated<Date>;
+}
+
+export interface Database {
+  users: UsersTable;
+  api_keys: ApiKeysTable;
+  agents: AgentsTable;
+  goals: GoalsTable;
+  agent_goal_attachments: AgentGoalAttachmentsTable;
+}
+
+export type User = Selectable<UsersTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type AgentRow = Selectable<AgentsTable>;
+export type GoalRow = Selectable<GoalsTable>;
+export type NewGoal = Insertable<GoalsTable>;
+export type GoalUpdate = Updateable<GoalsTable>;

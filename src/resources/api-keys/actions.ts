@@ -1,0 +1,82 @@
+import { sql } from 'kysely';
+import { z } from 'zod';
+import type { ApiKeyRow } from '../../db/schema.ts';
+import { defineAction } from '../../rpc/action.ts';
+import type { Context } from '../../rpc/context.ts';
+import { AppError } from '../../rpc/errors.ts';
+import { decodeCursor, iso, pageFields, splitPage, type Page } from '../shared.ts';
+import { createApiKey, MAX_ACTIVE_KEYS } from './queries.ts';
+
+function serializeApiKey(row: ApiKeyRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    created_at: row.created_at.toISOString(),
+    last_used_at: iso(row.last_used_at as Date | null),
+    revoked_at: iso(row.revoked_at as Date | null),
+  };
+}
+
+export type ApiKey = ReturnType<typeof serializeApiKey>;
+
+/** API keys belong to the acting user; admin mode across accounts does not list other users' keys. */
+const ownerOf = (ctx: Context) => ctx.scope.actingUserId;
+
+export const list = defineAction({
+  summary: 'List API keys',
+  description: 'Your keys, newest first, revoked ones included. The key itself is never shown again.',
+  readOnly: true,
+  input: z.strictObject({ ...pageFields }),
+  handler: async ({ input, ctx }): Promise<Page<ApiKey>> => {
+    const after = decodeCursor(input.cursor);
+    const owned = ctx.db.selectFrom('api_keys').where('user_id', '=', ownerOf(ctx));
+    const [rows, total] = await Promise.all([
+      owned
+        .selectAll()
+        .$if(after !== undefined, (qb) =>
+          qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
+        )
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(input.limit + 1)
+        .execute(),
+      owned.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
+    ]);
+    const page = splitPage(rows, input.limit);
+    return { items: page.rows.map(serializeApiKey), count: Number(total.count), next_cursor: page.next_cursor };
+  },
+});
+
+export const create = defineAction({
+  summary: 'Create an API key',
+  description: `The answer alone holds \`key\`: store it now. At most ${MAX_ACTIVE_KEYS} active keys per user (CONFLICT beyond).`,
+  created: true,
+  input: z.strictObject({ name: z.string().trim().min(1).max(100).default('API key') }),
+  handler: async ({ input, ctx }) => {
+    const { row, key } = await createApiKey(ctx.db, { userId: ownerOf(ctx), name: input.name });
+    return { ...serializeApiKey(row), key };
+  },
+});
+
+export const remove = defineAction({
+  summary: 'Revoke an API key',
+  description:
+    'Revokes at once in the serving process; other processes stop accepting it within KEY_CACHE_TTL_SECONDS. Revoking a revoked key changes nothing.',
+  id: true,
+  input: z.strictObject({}),
+  handler: async ({ id, ctx }) => {
+    const row = await ctx.db
+      .updateTable('api_keys')
+      .set({ revoked_at: sql`coalesce(revoked_at, date_trunc('milliseconds', now()))` })
+      .where('id', '=', id)
+      .where('user_id', '=', ownerOf(ctx))
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new AppError({ code: 'NOT_FOUND', message: 'API key not found or you have no access to it' });
+    ctx.services.forgetApiKey(row.key_hash);
+    return serializeApiKey(row);
+  },
+});
+
+export const apiKeyActions = { list, create, delete: remove };

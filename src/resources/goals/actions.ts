@@ -1,0 +1,300 @@
+import { sql } from 'kysely';
+import { z } from 'zod';
+import { jsonb } from '../../db/json.ts';
+import type { GoalRow } from '../../db/schema.ts';
+import { defineAction } from '../../rpc/action.ts';
+import type { Context } from '../../rpc/context.ts';
+import { AppError } from '../../rpc/errors.ts';
+import { decodeCursor, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
+import { checkMetric, computeProgress, serializeGoal, type Goal } from './model.ts';
+import { enforceActiveLimit, lockActiveScope } from './queries.ts';
+import { goalFields, goalStatuses } from './schemas.ts';
+
+const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
+
+/** One goal, owned by the scope, or NOT_FOUND. One query. */
+async function findGoal(ctx: Context, id: string): Promise<GoalRow> {
+  const row = await ctx.db
+    .selectFrom('goals')
+    .selectAll()
+    .where('id', '=', id)
+    .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+    .executeTakeFirst();
+  if (!row) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+  return row;
+}
+
+async function present(ctx: Context, row: GoalRow): Promise<Goal & { owner?: Owner }> {
+  const [goal] = await withOwners(ctx, [row], (r) => serializeGoal(r, { withRoadmap: true }));
+  return goal!;
+}
+
+export const list = defineAction({
+  summary: 'List goals',
+  description: 'Newest first. `count` is the number of goals matching the filter. Goals in a list carry no `roadmap`.',
+  readOnly: true,
+  input: z.strictObject({
+    agentId: z.uuid().optional().describe('Only goals of this agent.'),
+    status: z.enum(goalStatuses).optional(),
+    search: z.string().min(1).max(200).optional().describe('Case-insensitive match on name or description.'),
+    ...pageFields,
+  }),
+  handler: async ({ input, ctx }): Promise<Page<Goal & { owner?: Owner }>> => {
+    const after = decodeCursor(input.cursor);
+    const filtered = ctx.db
+      .selectFrom('goals')
+      .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+      .$if(input.agentId !== undefined, (qb) => qb.where('agent_id', '=', input.agentId!))
+      .$if(input.status !== undefined, (qb) => qb.where('status', '=', input.status!))
+      .$if(input.search !== undefined, (qb) =>
+        qb.where((eb) =>
+          eb.or([eb('name', 'ilike', likePattern(input.search!)), eb('description', 'ilike', likePattern(input.search!))]),
+        ),
+      );
+    const [rows, total] = await Promise.all([
+      filtered
+        .selectAll()
+        .$if(after !== undefined, (qb) =>
+          qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
+        )
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(input.limit + 1)
+        .execute(),
+      filtered.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
+    ]);
+    const page = splitPage(rows, input.limit);
+    const items = await withOwners(ctx, page.rows, (r) => serializeGoal(r, { withRoadmap: false }));
+    return { items, count: Number(total.count), next_cursor: page.next_cursor };
+  },
+});
+
+export const get = defineAction({
+  summary: 'Get a goal',
+  id: true,
+  readOnly: true,
+  input: z.strictObject({}),
+  handler: async ({ id, ctx }) => present(ctx, await findGoal(ctx, id)),
+});
+
+export const create = defineAction({
+  summary: 'Create a goal',
+  description:
+    'An active goal beyond the active limit of its agent (or of the owner, for goals without an agent) deactivates the oldest active one, atomically.',
+  created: true,
+  input: goalFields.partial().required({ name: true }).strict(),
+  handler: async ({ input, ctx }) => {
+    const ownerId = ctx.scope.actingUserId;
+    const metric = {
+      goal_type: input.goal_type ?? 'scale',
+      target_value: input.target_value ?? null,
+      current_value: input.current_value ?? 0,
+      min_value: input.min_value ?? 0,
+      max_value: input.max_value ?? 10,
+    };
+    checkMetric(metric);
+    const status = input.status ?? 'active';
+    const agentId = input.agent_id ?? null;
+    const row = await ctx.db.transaction().execute(async (trx) => {
+      await lockActiveScope(trx, ownerId, agentId);
+      const goal = await trx
+        .insertInto('goals')
+        .values({
+          owner_id: ownerId,
+          agent_id: agentId,
+          name: input.name,
+          description: input.description ?? null,
+          status,
+          priority: input.priority ?? null,
+          lead_fields: jsonb(input.lead_fields ?? []),
+          ...metric,
+          unit: input.unit ?? null,
+          target_date: input.target_date ? new Date(input.target_date) : null,
+          progress: computeProgress({ ...metric, status, roadmap: null }),
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      if (status === 'active') {
+        await enforceActiveLimit(trx, { ownerId, agentId, keepId: goal.id, limit: ctx.maxActiveGoals });
+      }
+      return goal;
+    });
+    return present(ctx, row);
+  },
+});
+
+export const update = defineAction({
+  summary: 'Update a goal',
+  description:
+    'A partial update. Activating a goal (or moving an active one to another agent) applies the active limit. Send `expected_updated_at` to fail with CONFLICT instead of overwriting a newer change.',
+  id: true,
+  input: goalFields
+    .partial()
+    .extend({
+      expected_updated_at: z.iso
+        .datetime({ offset: true })
+        .optional()
+        .describe('Fail with CONFLICT unless the goal still has this updated_at.'),
+    })
+    .strict()
+    .refine((data) => Object.keys(data).some((key) => key !== 'expected_updated_at'), {
+      message: 'name at least one field to change',
+    }),
+  handler: async ({ id, input, ctx }) => {
+    const { expected_updated_at: expected, ...patch } = input;
+    const row = await ctx.db.transaction().execute(async (trx) => {
+      const current = await trx
+        .selectFrom('goals')
+        .selectAll()
+        .where('id', '=', id)
+        .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+        .forUpdate()
+        .executeTakeFirst();
+      if (!current) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+      if (expected !== undefined && new Date(expected).getTime() !== current.updated_at.getTime()) {
+        throw new AppError({
+          code: 'CONFLICT',
+          message: `The goal changed since ${expected}; it was updated at ${current.updated_at.toISOString()}`,
+          details: { updated_at: current.updated_at.toISOString() },
+        });
+      }
+      const next = {
+        goal_type: patch.goal_type ?? current.goal_type,
+        target_value: patch.target_value !== undefined ? patch.target_value : current.target_value,
+        current_value: patch.current_value ?? current.current_value,
+        min_value: patch.min_value ?? current.min_value,
+        max_value: patch.max_value ?? current.max_value,
+        status: patch.status ?? current.status,
+        agent_id: patch.agent_id !== undefined ? patch.agent_id : current.agent_id,
+      };
+      checkMetric(next);
+      const entersScope =
+        next.status === 'active' && (current.status !== 'active' || next.agent_id !== current.agent_id);
+      if (entersScope || (patch.agent_id !== undefined && patch.agent_id !== null)) {
+        await lockActiveScope(trx, current.owner_id, next.agent_id);
+      }
+      const updated = await trx
+        .updateTable('goals')
+        .set({
+          ...(patch.name !== undefined && { name: patch.name }),
+          ...(patch.description !== undefined && { description: patch.description }),
+          ...(patch.priority !== undefined && { priority: patch.priority }),
+          ...(patch.lead_fields !== undefined && { lead_fields: jsonb(patch.lead_fields) }),
+          ...(patch.unit !== undefined && { unit: patch.unit }),
+          ...(patch.target_date !== undefined && {
+            target_date: patch.target_date === null ? null : new Date(patch.target_date),
+          }),
+          ...next,
+          progress: computeProgress({ ...next, roadmap: current.roadmap }),
+          updated_at: nowMs,
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      if (entersScope) {
+        await enforceActiveLimit(trx, {
+          ownerId: current.owner_id,
+          agentId: next.agent_id,
+          keepId: id,
+          limit: ctx.maxActiveGoals,
+        });
+      }
+      return updated;
+    });
+    return present(ctx, row);
+  },
+});
+
+export const remove = defineAction({
+  summary: 'Delete a goal',
+  description: 'Its attachments go with it.',
+  id: true,
+  input: z.strictObject({}),
+  handler: async ({ id, ctx }) => {
+    const row = await ctx.db
+      .deleteFrom('goals')
+      .where('id', '=', id)
+      .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+      .returning('id')
+      .executeTakeFirst();
+    if (!row) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+    return { id: row.id, deleted: true as const };
+  },
+});
+
+export const attach = defineAction({
+  summary: 'Attach a goal to an agent',
+  description:
+    "Makes the goal the agent's lead-info preset. An agent has one attachment: an existing one is replaced, and its goal returned as `replaced_goal_id`. The goal and the agent must have the same owner.",
+  input: z.strictObject({ goalId: z.uuid(), agentId: z.uuid() }),
+  handler: async ({ input, ctx }) => {
+    return ctx.db.transaction().execute(async (trx) => {
+      const goal = await trx
+        .selectFrom('goals')
+        .select(['id', 'owner_id'])
+        .where('id', '=', input.goalId)
+        .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+        .forShare()
+        .executeTakeFirst();
+      if (!goal) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+      // Locking the agent row serialises attaches to one agent, so `replaced_goal_id` is exact.
+      const agent = await trx
+        .selectFrom('agents')
+        .leftJoin('agent_goal_attachments as a', 'a.agent_id', 'agents.id')
+        .select(['agents.id', 'a.goal_id as attached_goal_id'])
+        .where('agents.id', '=', input.agentId)
+        .where('agents.owner_id', '=', goal.owner_id)
+        .forNoKeyUpdate('agents')
+        .executeTakeFirst();
+      if (!agent) throw new AppError({ code: 'AGENT_NOT_FOUND' });
+      const attachment = await trx
+        .insertInto('agent_goal_attachments')
+        .values({ agent_id: input.agentId, goal_id: input.goalId, owner_id: goal.owner_id })
+        .onConflict((oc) =>
+          oc.column('agent_id').doUpdateSet({ goal_id: input.goalId, attached_at: nowMs }),
+        )
+        .returning(['agent_id', 'goal_id', 'attached_at'])
+        .executeTakeFirstOrThrow();
+      const previous = agent.attached_goal_id;
+      return {
+        agent_id: attachment.agent_id,
+        goal_id: attachment.goal_id,
+        attached_at: attachment.attached_at.toISOString(),
+        replaced_goal_id: previous && previous !== input.goalId ? previous : null,
+      };
+    });
+  },
+});
+
+export const detach = defineAction({
+  summary: 'Detach a goal from an agent',
+  description:
+    'Idempotent: `detached: false` when nothing (or, with `goalId`, not that goal) was attached.',
+  input: z.strictObject({ agentId: z.uuid(), goalId: z.uuid().optional() }),
+  handler: async ({ input, ctx }) => {
+    const agent = await ctx.db
+      .selectFrom('agents')
+      .select(['id', 'owner_id'])
+      .where('id', '=', input.agentId)
+      .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+      .executeTakeFirst();
+    if (!agent) throw new AppError({ code: 'AGENT_NOT_FOUND' });
+    if (input.goalId !== undefined) {
+      await findGoal(ctx, input.goalId);
+    }
+    const removed = await ctx.db
+      .deleteFrom('agent_goal_attachments')
+      .where('agent_id', '=', input.agentId)
+      .$if(input.goalId !== undefined, (qb) => qb.where('goal_id', '=', input.goalId!))
+      .returning('goal_id')
+      .executeTakeFirst();
+    return {
+      agent_id: input.agentId,
+      goal_id: removed?.goal_id ?? input.goalId ?? null,
+      detached: removed !== undefined,
+    };
+  },
+});
+
+/** The goals resource. `generate`, `generate-roadmap`, `update-node` and `convert-nodes` join it later. */
+export const goalActions = { list, get, create, update, delete: remove, attach, detach };

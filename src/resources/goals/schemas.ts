@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+export const leadFieldTypes = ['text', 'email', 'phone', 'number', 'date', 'datetime', 'boolean', 'select', 'url'] as const;
+export const goalStatuses = ['active', 'inactive', 'completed', 'abandoned'] as const;
+export const goalTypes = ['boolean', 'scale', 'numeric'] as const;
+
+// Metric values are finite and of a sane magnitude (double precision holds them exactly enough).
+const metricNumber = z.number().min(-1e12).max(1e12);
+
+export const leadField = z
+  .strictObject({
+    key: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,63}$/, 'must start with a-z and hold only a-z, 0-9 and _ (at most 64)')
+      .describe('Machine name, unique in the goal: `^[a-z][a-z0-9_]{0,63}$`.'),
+    label: z.string().trim().min(1).max(200),
+    type: z.enum(leadFieldTypes),
+    required: z.boolean().default(false).describe('Defaults to false.'),
+    description: z.string().max(1000).optional(),
+    options: z.array(z.string().trim().min(1).max(200)).min(1).max(100).optional().describe('Only and always for `select`.'),
+  })
+  .superRefine((field, ctx) => {
+    if (field.type === 'select' && !field.options) {
+      ctx.addIssue({ code: 'custom', path: ['options'], message: 'a select field needs options' });
+    }
+    if (field.type !== 'select' && field.options) {
+      ctx.addIssue({ code: 'custom', path: ['options'], message: 'options are only for select fields' });
+    }
+    if (field.options && new Set(field.options).size !== field.options.length) {
+      ctx.addIssue({ code: 'custom', path: ['options'], message: 'options must be unique' });
+    }
+  });
+
+export const leadFields = z
+  .array(leadField)
+  .max(50)
+  .superRefine((fields, ctx) => {
+    const seen = new Set<string>();
+    fields.forEach((field, index) => {
+      if (seen.has(field.key)) {
+        ctx.addIssue({ code: 'custom', path: [index, 'key'], message: `duplicate key "${field.key}"` });
+      }
+      seen.add(field.key);
+    });
+  });
+
+/** The fields a client writes, shared by create and update (and by `generate`'s suggestion, later). */
+export const goalWritableFields = {
+  name: z.string().trim().min(1).max(500),
+  description: z.string().max(5000).nullable(),
+  status: z.enum(goalStatuses),
+  priority: z.number().int().min(0).max(100).nullable(),
+  agent_id: z.uuid().nullable().describe('The agent that pursues the goal; the active limit counts per agent.'),
+  lead_fields: leadFields,
+  goal_type: z.enum(goalTypes),
+  target_value: metricNumber.nullable(),
+  current_value: metricNumber,
+  min_value: metricNumber,
+  max_value: metricNumber,
+  unit: z.string().max(50).nullable(),
+  target_date: z.iso.datetime({ offset: true }).nullable(),
+};
+
+export const goalFields = z.object(goalWritableFields);
+export type GoalFields = z.output<typeof goalFields>;

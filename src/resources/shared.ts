@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import type { Db } from '../db/client.ts';
+import type { Context } from '../rpc/context.ts';
+import { AppError } from '../rpc/errors.ts';
+
+/** `limit` and `cursor`, shared by every list. */
+export const pageFields = {
+  limit: z.number().int().min(1).max(100).default(50).describe('Page size, 1–100 (default 50).'),
+  cursor: z.string().max(200).optional().describe('The `next_cursor` of the previous page.'),
+};
+
+export interface Page<T> {
+  items: T[];
+  /** How many records match the filter, across all pages. */
+  count: number;
+  next_cursor: string | null;
+}
+
+export interface CursorPosition {
+  createdAt: Date;
+  id: string;
+}
+
+/** Lists are newest first by (created_at, id); the cursor is that pair, opaque to clients. */
+export function encodeCursor(row: { created_at: Date; id: string }): string {
+  return Buffer.from(`${row.created_at.toISOString()}|${row.id}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | undefined): CursorPosition | undefined {
+  if (cursor === undefined) return undefined;
+  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(iso ?? '');
+  if (!id || Number.isNaN(createdAt.getTime()) || !z.uuid().safeParse(id).success) {
+    throw new AppError({
+      code: 'VALIDATION_ERROR',
+      message: 'data.cursor: not a cursor this API issued',
+      details: [{ path: ['data', 'cursor'], message: 'invalid cursor', type: 'invalid_format' }],
+    });
+  }
+  return { createdAt, id };
+}
+
+/** Splits the `limit + 1` rows a list query fetched into this page and the next cursor. */
+export function splitPage<R extends { created_at: Date; id: string }>(
+  rows: R[],
+  limit: number,
+): { rows: R[]; next_cursor: string | null } {
+  if (rows.length <= limit) return { rows, next_cursor: null };
+  const page = rows.slice(0, limit);
+  return { rows: page, next_cursor: encodeCursor(page[page.length - 1]!) };
+}
+
+/** Escapes LIKE wildcards so `search` matches the text as typed. */
+export function likePattern(search: string): string {
+  return `%${search.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
+}
+
+export interface Owner {
+  id: string;
+  email: string;
+  name: string | null;
+}
+
+/** In admin mode, objects carry `owner`: one query for all the owners of a page. */
+export async function ownersOf(ctx: Context, ownerIds: string[]): Promise<Map<string, Owner>> {
+  if (!ctx.scope.admin || ownerIds.length === 0) return new Map();
+  const owners = await ctx.db
+    .selectFrom('users')
+    .select(['id', 'email', 'name'])
+    .where('id', 'in', [...new Set(ownerIds)])
+    .execute();
+  return new Map(owners.map((o) => [o.id, o]));
+}
+
+/** Adds `owner` to each serialized object when the scope is admin. */
+export async function withOwners<R extends { owner_id: string }, T extends object>(
+  ctx: Context,
+  rows: R[],
+  serialize: (row: R) => T,
+): Promise<(T & { owner?: Owner })[]> {
+  const owners = await ownersOf(ctx, rows.map((r) => r.owner_id));
+  return rows.map((row) => {
+    const object = serialize(row);
+    const owner = owners.get(row.owner_id);
+    return owner ? { ...object, owner } : object;
+  });
+}
+
+export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+export type { Db };

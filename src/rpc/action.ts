@@ -1,0 +1,45 @@
+import type { z } from 'zod';
+import type { Context } from './context.ts';
+
+/**
+ * One action: its input schema beside its handler, plus what the dispatcher needs to know.
+ * `input` validates `data`; `id: true` makes the envelope's `id` a required UUID.
+ */
+export interface Action<I extends z.ZodType = z.ZodType, O = unknown> {
+  summary: string;
+  description?: string;
+  input: I;
+  /** The action names a record by the envelope's `id`. */
+  id?: boolean;
+  /** Allowed to the read-only `consumer` role. */
+  readOnly?: boolean;
+  /** Answers 201 Created. */
+  created?: boolean;
+  handler: (args: { id: string; input: z.output<I>; ctx: Context }) => Promise<O>;
+}
+
+/**
+ * Declares an action with its types inferred from the schema and the handler.
+ *
+ * @example
+ * export const get = defineAction({
+ *   summary: 'Get a goal', id: true, readOnly: true, input: z.object({}).strict(),
+ *   handler: ({ id, ctx }) => findGoal(ctx, id),
+ * });
+ */
+export function defineAction<I extends z.ZodType, O>(action: Action<I, O>): Action<I, O> {
+  return action;
+}
+
+export type ActionMap = Record<string, Action<any, any>>;
+
+/** The input (`data`) and output types of every action, for a typed client. */
+export type RegistryTypes<R extends Record<string, ActionMap>> = {
+  [Res in keyof R]: {
+    [Act in keyof R[Res]]: {
+      input: z.input<R[Res][Act]['input']>;
+      output: Awaited<ReturnType<R[Res][Act]['handler']>>;
+      id: R[Res][Act]['id'] extends true ? string : never;
+    };
+  };
+};

@@ -1,0 +1,58 @@
+import type { Db } from '../db/client.ts';
+import type { Role } from '../db/schema.ts';
+
+/** Who is calling, as established by authentication. */
+export interface Principal {
+  userId: string;
+  role: Role;
+  /** What the rate limit counts: one API key, one session user, one service-acting user. */
+  credentialId: string;
+  kind: 'api_key' | 'session' | 'service';
+  /** The API key's id when the caller used one. */
+  apiKeyId?: string;
+}
+
+/**
+ * Whose records an action may touch. `ownerId: null` is admin mode across every account; `admin`
+ * makes answers carry `owner`.
+ */
+export interface Scope {
+  ownerId: string | null;
+  /** The owner of records the action creates. */
+  actingUserId: string;
+  admin: boolean;
+}
+
+export interface Services {
+  /** Forget a revoked key in this process at once (other processes: within the cache TTL). */
+  forgetApiKey(keyHash: string): void;
+}
+
+export interface Context {
+  db: Db;
+  principal: Principal;
+  scope: Scope;
+  maxActiveGoals: number;
+  services: Services;
+}
+
+/**
+ * Builds the handler context without any HTTP: tests call handlers with it directly.
+ *
+ * @example const ctx = createContext({ db, principal, maxActiveGoals: 3 });
+ */
+export function createContext(options: {
+  db: Db;
+  principal: Principal;
+  scope?: Scope;
+  maxActiveGoals: number;
+  services?: Services;
+}): Context {
+  return {
+    db: options.db,
+    principal: options.principal,
+    scope: options.scope ?? { ownerId: options.principal.userId, actingUserId: options.principal.userId, admin: false },
+    maxActiveGoals: options.maxActiveGoals,
+    services: options.services ?? { forgetApiKey: () => {} },
+  };
+}

@@ -1,0 +1,116 @@
+import { z } from 'zod';
+import type { Db } from '../db/client.ts';
+import type { Action } from './action.ts';
+import { createContext, type Principal, type Scope, type Services } from './context.ts';
+import { AppError, validationError } from './errors.ts';
+import { registry } from './registry.ts';
+
+/** The invoke envelope. Unknown top-level keys are refused, as everywhere else. */
+export const invokeEnvelope = z.strictObject({
+  resource: z.string().min(1).max(100),
+  action: z.string().min(1).max(100),
+  id: z.unknown().optional(),
+  data: z.unknown().optional(),
+});
+
+/** Fields any action's `data` may carry; only `internal_admin` may use them. */
+export const adminFields = z.object({
+  adminMode: z.boolean().optional().describe('internal_admin only: act across every account; objects carry `owner`.'),
+  userId: z.uuid().optional().describe('internal_admin only: act as this user.'),
+});
+
+const uuid = z.uuid({ message: 'must be a UUID' });
+
+export interface DispatchDeps {
+  db: Db;
+  maxActiveGoals: number;
+  services: Services;
+}
+
+export interface DispatchResult {
+  status: 200 | 201;
+  data: unknown;
+}
+
+/** Finds `resource.action` in the registry, or throws INVALID_RESOURCE / INVALID_ACTION. */
+export function lookupAction(resource: string, action: string): Action {
+  if (!Object.hasOwn(registry, resource)) {
+    throw new AppError({
+      code: 'INVALID_RESOURCE',
+      message: `Unknown resource "${resource.slice(0, 100)}"; expected one of: ${Object.keys(registry).join(', ')}`,
+    });
+  }
+  const actions = registry[resource as keyof typeof registry] as Record<string, Action>;
+  if (!Object.hasOwn(actions, action)) {
+    throw new AppError({
+      code: 'INVALID_ACTION',
+      message: `Unknown action "${action.slice(0, 100)}" for ${resource}; expected one of: ${Object.keys(actions).join(', ')}`,
+    });
+  }
+  return actions[action]!;
+}
+
+/**
+ * The whole protocol after authentication: validate the envelope, look up the action, check the
+ * role, validate `id` and `data`, run the handler. It knows nothing about any resource.
+ */
+export async function dispatch(deps: DispatchDeps, principal: Principal, body: unknown): Promise<DispatchResult> {
+  const envelope = invokeEnvelope.safeParse(body);
+  if (!envelope.success) throw validationError(envelope.error.issues);
+  const { resource, action: actionName, id: rawId, data: rawData } = envelope.data;
+  const action = lookupAction(resource, actionName);
+
+  let id = '';
+  if (action.id) {
+    const parsed = uuid.safeParse(rawId);
+    if (!parsed.success) {
+      throw rawId === undefined
+        ? new AppError({ code: 'VALIDATION_ERROR', message: 'id: required', details: [{ path: ['id'], message: 'required', type: 'invalid_type' }] })
+        : validationError(parsed.error.issues, ['id']);
+    }
+    id = parsed.data;
+  } else if (rawId !== undefined) {
+    throw new AppError({
+      code: 'VALIDATION_ERROR',
+      message: `id: ${resource}.${actionName} takes no id`,
+      details: [{ path: ['id'], message: 'not expected for this action', type: 'unrecognized_keys' }],
+    });
+  }
+
+  if (rawData !== undefined && (rawData === null || typeof rawData !== 'object' || Array.isArray(rawData))) {
+    throw new AppError({
+      code: 'VALIDATION_ERROR',
+      message: 'data: must be an object',
+      details: [{ path: ['data'], message: 'must be an object', type: 'invalid_type' }],
+    });
+  }
+  const { adminMode, userId, ...data } = (rawData ?? {}) as Record<string, unknown>;
+  const admin = adminFields.safeParse({ adminMode, userId });
+  if (!admin.success) throw validationError(admin.error.issues, ['data']);
+
+  const scope = await resolveScope(deps.db, principal, admin.data);
+  if (!action.readOnly && principal.role === 'consumer') {
+    throw new AppError({ code: 'FORBIDDEN', message: 'The consumer role is read-only: list and get only' });
+  }
+
+  const input = action.input.safeParse(data);
+  if (!input.success) throw validationError(input.error.issues, ['data']);
+
+  const ctx = createContext({ db: deps.db, principal, scope, maxActiveGoals: deps.maxActiveGoals, services: deps.services });
+  const result = await action.handler({ id, input: input.data, ctx });
+  return { status: action.created ? 201 : 200, data: result };
+}
+
+async function resolveScope(db: Db, principal: Principal, admin: z.output<typeof adminFields>): Promise<Scope> {
+  const wantsAdmin = admin.adminMode === true || admin.userId !== undefined;
+  if (!wantsAdmin) return { ownerId: principal.userId, actingUserId: principal.userId, admin: false };
+  if (principal.role !== 'internal_admin') {
+    throw new AppError({ code: 'FORBIDDEN', message: 'adminMode and userId need the internal_admin role' });
+  }
+  if (admin.userId !== undefined) {
+    const user = await db.selectFrom('users').select('id').where('id', '=', admin.userId).executeTakeFirst();
+    if (!user) throw new AppError({ code: 'NOT_FOUND', message: 'data.userId: no such user' });
+    return { ownerId: admin.userId, actingUserId: admin.userId, admin: true };
+  }
+  return { ownerId: null, actingUserId: principal.userId, admin: true };
+}

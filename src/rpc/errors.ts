@@ -1,0 +1,124 @@
+import type { z } from 'zod';
+
+/** Every error code the API answers with, and its HTTP status. */
+export const errorStatus = {
+  VALIDATION_ERROR: 400,
+  INVALID_ACTION: 400,
+  INVALID_RESOURCE: 400,
+  UNAUTHORIZED: 401,
+  INVALID_KEY_PREFIX: 401,
+  KEY_NOT_FOUND: 401,
+  INVALID_TOKEN: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  AGENT_NOT_FOUND: 404,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMIT_EXCEEDED: 429,
+  INTERNAL_ERROR: 500,
+  UPSTREAM_ERROR: 502,
+  SERVICE_UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof errorStatus;
+export type ErrorStatus = (typeof errorStatus)[ErrorCode];
+
+const defaultMessage: Record<ErrorCode, string> = {
+  VALIDATION_ERROR: 'The request is not valid',
+  INVALID_ACTION: 'Unknown action',
+  INVALID_RESOURCE: 'Unknown resource',
+  UNAUTHORIZED: 'Authentication required: send Authorization: Bearer <key> or X-API-Key: <key>',
+  INVALID_KEY_PREFIX: 'The credential is neither a session token nor a key with a known prefix',
+  KEY_NOT_FOUND: 'The API key does not exist or has been revoked',
+  INVALID_TOKEN: 'The session token is malformed, expired or badly signed',
+  FORBIDDEN: 'You are not allowed to do this',
+  NOT_FOUND: 'The record does not exist or you have no access to it',
+  AGENT_NOT_FOUND: 'The agent does not exist or you have no access to it',
+  CONFLICT: 'The request conflicts with the current state of the record',
+  PAYLOAD_TOO_LARGE: 'The request body is too large',
+  RATE_LIMIT_EXCEEDED: 'Too many requests',
+  INTERNAL_ERROR: 'Something went wrong on our side; quote the request id if you report it',
+  UPSTREAM_ERROR: 'The AI provider failed',
+  SERVICE_UNAVAILABLE: 'The service is temporarily unavailable; try again shortly',
+};
+
+export interface IssueDetail {
+  path: (string | number)[];
+  message: string;
+  type: string;
+}
+
+/**
+ * The one error type. Handlers throw it; the app's single error handler renders the envelope.
+ *
+ * @example throw new AppError({ code: 'NOT_FOUND' });
+ */
+export class AppError extends Error {
+  override name = 'AppError';
+  readonly code: ErrorCode;
+  readonly status: ErrorStatus;
+  readonly details?: unknown;
+  /** Extra response headers (Retry-After for 429). */
+  readonly headers?: Record<string, string>;
+
+  constructor(options: {
+    code: ErrorCode;
+    message?: string;
+    details?: unknown;
+    cause?: unknown;
+    headers?: Record<string, string>;
+  }) {
+    super(options.message ?? defaultMessage[options.code], { cause: options.cause });
+    this.code = options.code;
+    this.status = errorStatus[options.code];
+    this.details = options.details;
+    this.headers = options.headers;
+  }
+}
+
+/** A VALIDATION_ERROR from zod issues, `path` prefixed with where the value sat in the request. */
+export function validationError(issues: z.core.$ZodIssue[], prefix: (string | number)[] = []): AppError {
+  const details: IssueDetail[] = issues.map((issue) => ({
+    path: [...prefix, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
+    message: issue.message,
+    type: issue.code,
+  }));
+  const first = details[0];
+  const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
+  return new AppError({ code: 'VALIDATION_ERROR', message: `${where}${first?.message ?? 'invalid input'}`, details });
+}
+
+// postgres.js / Node error codes that mean "the database cannot be reached right now".
+const unavailableCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EPIPE',
+  'EAI_AGAIN',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+]);
+
+/**
+ * Anything thrown → AppError. Unknown errors become INTERNAL_ERROR, keeping the cause for the log;
+ * an unreachable database becomes SERVICE_UNAVAILABLE.
+ */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (unavailableCodes.has(code)) return new AppError({ code: 'SERVICE_UNAVAILABLE', cause: error });
+    // serialization_failure / deadlock_detected: the client may retry the same request.
+    if (code === '40001' || code === '40P01') {
+      return new AppError({ code: 'CONFLICT', message: 'A concurrent request changed the same records; retry', cause: error });
+    }
+  }
+  return new AppError({ code: 'INTERNAL_ERROR', cause: error });
+}

@@ -1,0 +1,128 @@
+import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
+import { createApp } from './app.ts';
+import { createAuthenticator } from './auth/authenticate.ts';
+import { createRateLimiter } from './auth/rate-limit.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { openDatabase } from './db/client.ts';
+import { migrateToLatest } from './db/migrate.ts';
+import { createLogger } from './logger.ts';
+import { createUserWithKey } from './users.ts';
+
+const LAST_USED_FLUSH_MS = 30_000;
+
+/** Starts the whole service; resolves once it listens. Exported for tests that want a real process. */
+export async function startServer(config: Config) {
+  const logger = createLogger(config.LOG_LEVEL);
+  const database = await openDatabase({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    poolMax: config.DATABASE_POOL_MAX,
+  });
+  await migrateToLatest(database.db);
+
+  const authenticator = createAuthenticator({
+    db: database.db,
+    cacheTtlMs: config.KEY_CACHE_TTL_SECONDS * 1000,
+    jwtSecret: config.JWT_SECRET,
+    jwksUrl: config.JWT_JWKS_URL,
+    jwtIssuer: config.JWT_ISSUER,
+    jwtAudience: config.JWT_AUDIENCE,
+    serviceKey: config.SERVICE_KEY,
+  });
+  const rateLimiter = createRateLimiter({
+    perMinute: config.RATE_LIMIT_PER_MINUTE,
+    store: config.RATE_LIMIT_STORE,
+    sql: database.sql,
+    redisUrl: config.REDIS_URL,
+  });
+  const app = createApp({
+    db: database.db,
+    authenticator,
+    rateLimiter,
+    logger,
+    maxActiveGoals: config.MAX_ACTIVE_GOALS,
+    bodyLimitBytes: config.BODY_LIMIT_BYTES,
+  });
+
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const flushTimer = setInterval(() => void authenticator.flushLastUsed(), LAST_USED_FLUSH_MS);
+  flushTimer.unref();
+
+  let closing: Promise<void> | undefined;
+  /** Stops taking connections, lets in-flight requests finish (up to the timeout), then closes the database. */
+  const close = () =>
+    (closing ??= (async () => {
+      clearInterval(flushTimer);
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
+      await Promise.race([drained, timeout]);
+      server.closeAllConnections();
+      await authenticator.flushLastUsed();
+      await rateLimiter.close();
+      await database.close();
+    })());
+
+  return { app, server, port, database, logger, close };
+}
+
+async function main() {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const running = await startServer(config);
+  const base = `http://localhost:${running.port}`;
+  const where = running.database.kind === 'embedded' ? `embedded database in ${config.DATA_DIR}` : 'Postgres';
+  console.log(`Goalpost listening on ${base} (${where}); docs at ${base}/docs`);
+
+  if (running.database.kind === 'embedded') {
+    const anyUser = await running.database.db.selectFrom('users').select('id').limit(1).executeTakeFirst();
+    if (!anyUser) {
+      const { user, key } = await createUserWithKey(running.database.db, {
+        email: 'demo@goalpost.local',
+        name: 'Demo user',
+        keyName: 'demo',
+      });
+      console.log(`\nFirst run: created ${user.email} with this API key (shown once):\n\n  ${key}\n`);
+      console.log('Try it:\n');
+      console.log(
+        `  curl -s ${base}/v1 -H 'Authorization: Bearer ${key}' -H 'Content-Type: application/json' \\\n` +
+          `    -d '{"resource":"goals","action":"create","data":{"name":"Book a demo call"}}'\n`,
+      );
+    } else {
+      console.log('Users exist already; create another with: npx goalpost users create --email you@example.com');
+    }
+  }
+
+  const shutdown = (signal: string) => {
+    running.logger.info('shutting down', { signal });
+    running.close().then(
+      () => process.exit(0),
+      (error) => {
+        running.logger.error('shutdown failed', { error: String(error) });
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('src/server.ts')) {
+  main().catch((error) => {
+    process.stderr.write(`Goalpost failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}

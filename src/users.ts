@@ -1,0 +1,27 @@
+import type { Kysely } from 'kysely';
+import type { Database, Role, User } from './db/schema.ts';
+import { createApiKey } from './resources/api-keys/queries.ts';
+import { AppError } from './rpc/errors.ts';
+
+/**
+ * Creates a user and their first API key: the CLI's `users create`, the first-run demo user, tests.
+ * A second user with the same email (any case) is a CONFLICT.
+ */
+export async function createUserWithKey(
+  db: Kysely<Database>,
+  options: { email: string; name?: string | null; role?: Role; keyName?: string },
+): Promise<{ user: User; key: string }> {
+  const existing = await db
+    .selectFrom('users')
+    .select('id')
+    .where((eb) => eb(eb.fn('lower', ['email']), '=', options.email.toLowerCase()))
+    .executeTakeFirst();
+  if (existing) throw new AppError({ code: 'CONFLICT', message: `A user with email ${options.email} exists` });
+  const user = await db
+    .insertInto('users')
+    .values({ email: options.email, name: options.name ?? null, role: options.role ?? 'standard_user' })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const { key } = await createApiKey(db, { userId: user.id, name: options.keyName ?? 'default' });
+  return { user, key };
+}
