@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { createApp } from '../../src/app.ts';
+import { createAuthenticator } from '../../src/auth/authenticate.ts';
+import { createRateLimiter } from '../../src/auth/rate-limit.ts';
+import { openDatabase } from '../../src/db/client.ts';
+import type { Role } from '../../src/db/schema.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createUserWithKey } from '../../src/users.ts';
+
+export const TEST_JWT_SECRET = 'test-jwt-secret-that-is-at-least-32-characters';
+export const TEST_SERVICE_KEY = 'test-service-key-that-is-at-least-32-characters';
+
+export const databaseUrl = () => inject('databaseUrl');
+export const databaseKind = () => inject('databaseKind');
+/** Concurrency tests mean something only where requests really run in parallel. */
+export const onRealPostgres = () => inject('databaseKind') === 'postgres';
+
+export interface Answer<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export interface HarnessOptions {
+  rateLimitPerMinute?: number;
+  maxActiveGoals?: number;
+  bodyLimitBytes?: number;
+  keyCacheTtlMs?: number;
+  /** Override the database URL (a dead port, a wrong search_path…). */
+  databaseUrl?: string;
+}
+
+/**
+ * The app in-process on the run's database, with helpers. Each test makes its own users, so tests
+ * never see each other's records.
+ *
+ * @example const h = await createHarness(); const alice = await h.user();
+ *          const res = await h.invoke(alice.key, { resource: 'goals', action: 'list' });
+ */
+export async function createHarness(options: HarnessOptions = {}) {
+  const database = await openDatabase({
+    databaseUrl: options.databaseUrl ?? databaseUrl(),
+    poolMax: databaseKind() === 'embedded' ? 1 : 10,
+  });
+  const authenticator = createAuthenticator({
+    db: database.db,
+    cacheTtlMs: options.keyCacheTtlMs ?? 30_000,
+    jwtSecret: TEST_JWT_SECRET,
+    serviceKey: TEST_SERVICE_KEY,
+  });
+  const rateLimiter = createRateLimiter({ perMinute: options.rateLimitPerMinute ?? 1_000_000, store: 'memory' });
+  const app = createApp({
+    db: database.db,
+    authenticator,
+    rateLimiter,
+    logger: createLogger('silent'),
+    maxActiveGoals: options.maxActiveGoals ?? 3,
+    bodyLimitBytes: options.bodyLimitBytes ?? 1024 * 1024,
+  });
+
+  async function request(path: string, init: RequestInit & { key?: string } = {}): Promise<Answer> {
+    const headers = new Headers(init.headers);
+    if (init.key) headers.set('authorization', `Bearer ${init.key}`);
+    if (init.body !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json');
+    const res = await app.request(path, { ...init, headers });
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body, headers: res.headers };
+  }
+
+  return {
+    app,
+    db: database.db,
+    sql: database.sql,
+    authenticator,
+    request,
+    /** POST /v1 with the envelope. */
+    invoke(key: string | undefined, envelope: unknown, headers: Record<string, string> = {}) {
+      return request('/v1', { method: 'POST', key, headers, body: JSON.stringify(envelope) });
+    },
+    /** A new user with a fresh API key. */
+    async user(role: Role = 'standard_user', name?: string) {
+      const { user, key } = await createUserWithKey(database.db, {
+        email: `${role}-${randomUUID()}@test.goalpost`,
+        name: name ?? null,
+        role,
+      });
+      return { ...user, key };
+    },
+    async close() {
+      await rateLimiter.close();
+      await database.close();
+    },
+  };
+}
+
+export type Harness = Awaited<ReturnType<typeof createHarness>>;
+
+/** Asserts the error envelope's shape and returns it. */
+export function expectError(answer: Answer, code: string, status: number) {
+  const body = answer.body as { success: boolean; error: { code: string; status: number; message: string; request_id: string } };
+  if (answer.status !== status || body?.success !== false || body.error?.code !== code || body.error.status !== status) {
+    throw new Error(`expected ${status} ${code}, got ${answer.status} ${JSON.stringify(answer.body)}`);
+  }
+  if (typeof body.error.message !== 'string' || !body.error.request_id) {
+    throw new Error(`error envelope lacks message or request_id: ${JSON.stringify(answer.body)}`);
+  }
+  if (answer.headers.get('x-request-id') !== body.error.request_id) {
+    throw new Error('X-Request-Id header and error.request_id differ');
+  }
+  return body.error;
+}
