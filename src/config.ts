@@ -29,7 +29,7 @@ const envSchema = z.object({
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
   SERVICE_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
-  REQUEST_TIMEOUT_MS: intFrom(30_000, 100),
+  STATEMENT_TIMEOUT_MS: intFrom(15_000, 0),
   SHUTDOWN_TIMEOUT_MS: intFrom(10_000, 0),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });

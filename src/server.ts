@@ -18,6 +18,7 @@ export async function startServer(config: Config) {
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
+    statementTimeoutMs: config.STATEMENT_TIMEOUT_MS,
   });
   await migrateToLatest(database.db);
 

@@ -20,6 +20,8 @@ export interface OpenDatabaseOptions {
   databaseUrl?: string;
   dataDir?: string;
   poolMax?: number;
+  /** A Postgres server cancels any statement running longer (0 = never), so no request hangs on one. */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -30,7 +32,10 @@ export interface OpenDatabaseOptions {
  */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
-    const sql = createClient(options.databaseUrl, { max: options.poolMax ?? 10 });
+    const sql = createClient(options.databaseUrl, {
+      max: options.poolMax ?? 10,
+      connection: options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {},
+    });
     const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: sql }) });
     return { db, sql, kind: 'postgres', close: () => db.destroy() };
   }
@@ -49,13 +54,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   };
 }
 
-function createClient(url: string, options: { max: number }): postgres.Sql {
+function createClient(url: string, options: { max: number; connection?: Record<string, number> }): postgres.Sql {
   return postgres(url, {
     max: options.max,
+    connection: options.connection ?? {},
     onnotice: () => {},
     connect_timeout: 10,
-    // Numeric columns are double precision; bigint (rate-limit expiry) stays a string.
-    types: {},
   });
 }
 
