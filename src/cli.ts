@@ -42,6 +42,9 @@ async function main(argv: string[]) {
   } catch (error) {
     fail(error instanceof ConfigError ? error.message : String(error));
   }
+  // Validated before the database opens: `fail` exits at once, which would leave an embedded database unclosed.
+  const args = command === 'users create' ? userArgs.safeParse(values) : undefined;
+  if (args && !args.success) fail(args.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: 2 });
   try {
     const applied = await migrateToLatest(database.db);
@@ -49,9 +52,7 @@ async function main(argv: string[]) {
       process.stderr.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
       return;
     }
-    const args = userArgs.safeParse(values);
-    if (!args.success) fail(args.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
-    const { user, key } = await createUserWithKey(database.db, args.data);
+    const { user, key } = await createUserWithKey(database.db, args!.data!);
     const out = { user: { id: user.id, email: user.email, name: user.name, role: user.role, created_at: user.created_at.toISOString() }, key };
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } catch (error) {

@@ -21,7 +21,14 @@ export async function createUserWithKey(
     .insertInto('users')
     .values({ email: options.email, name: options.name ?? null, role: options.role ?? 'standard_user' })
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirstOrThrow()
+    .catch((error: unknown) => {
+      // A concurrent create with the same email passed the check above; the unique index caught it.
+      if ((error as { code?: string }).code === '23505') {
+        throw new AppError({ code: 'CONFLICT', message: `A user with email ${options.email} exists` });
+      }
+      throw error;
+    });
   const { key } = await createApiKey(db, { userId: user.id, name: options.keyName ?? 'default' });
   return { user, key };
 }

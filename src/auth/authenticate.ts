@@ -89,11 +89,17 @@ export function createAuthenticator(options: AuthOptions) {
     try {
       if (options.jwtSecret) {
         const payload = await verify(token, options.jwtSecret, 'HS256');
+        // A session token without an expiry would be valid forever.
+        if (typeof payload.exp !== 'number') throw new Error('exp');
         if (options.jwtIssuer && payload.iss !== options.jwtIssuer) throw new Error('issuer');
         if (options.jwtAudience && payload.aud !== options.jwtAudience) throw new Error('audience');
         sub = payload.sub;
       } else if (jwks) {
-        const { payload } = await jwtVerify(token, jwks, { issuer: options.jwtIssuer, audience: options.jwtAudience });
+        const { payload } = await jwtVerify(token, jwks, {
+          issuer: options.jwtIssuer,
+          audience: options.jwtAudience,
+          requiredClaims: ['exp'],
+        });
         sub = payload.sub;
       } else {
         throw new AppError({ code: 'INVALID_TOKEN', message: 'Session tokens are not enabled on this server (JWT_SECRET or JWT_JWKS_URL)' });

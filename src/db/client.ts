@@ -113,9 +113,10 @@ function acquireLock(path: string): () => void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const pid = Number(readFileSync(path, 'utf8'));
-      if (pid && pid !== process.pid && isAlive(pid)) {
+      // An empty file is a lock being written this instant by another process: in use, not stale.
+      if (!pid || (pid !== process.pid && isAlive(pid))) {
         throw new Error(
-          `The embedded database in ${path.replace(/goalpost\.lock$/, '')} is in use by process ${pid}. ` +
+          `The embedded database in ${path.replace(/goalpost\.lock$/, '')} is in use by process ${pid || 'starting now'}. ` +
             'Stop it, or set DATA_DIR to another directory, or DATABASE_URL to a Postgres server.',
         );
       }
