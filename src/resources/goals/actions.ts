@@ -143,6 +143,21 @@ export const update = defineAction({
   handler: async ({ id, input, ctx }) => {
     const { expected_updated_at: expected, ...patch } = input;
     const row = await ctx.db.transaction().execute(async (trx) => {
+      // Lock the scope the goal may enter before the goal row, in the order create and agents.delete
+      // take theirs: the goal row first deadlocks with a create (or an agent deletion) that holds the
+      // scope and is deactivating (or un-assigning) this very goal.
+      let lockedScope: string | null | undefined;
+      if (patch.status === 'active' || patch.agent_id !== undefined) {
+        const before = await trx
+          .selectFrom('goals')
+          .select(['owner_id', 'agent_id'])
+          .where('id', '=', id)
+          .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+          .executeTakeFirst();
+        if (!before) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+        lockedScope = patch.agent_id !== undefined ? patch.agent_id : before.agent_id;
+        await lockActiveScope(trx, before.owner_id, lockedScope);
+      }
       const current = await trx
         .selectFrom('goals')
         .selectAll()
@@ -170,7 +185,7 @@ export const update = defineAction({
       checkMetric(next);
       const entersScope =
         next.status === 'active' && (current.status !== 'active' || next.agent_id !== current.agent_id);
-      if (entersScope || (patch.agent_id !== undefined && patch.agent_id !== null)) {
+      if ((entersScope || (patch.agent_id !== undefined && patch.agent_id !== null)) && lockedScope !== next.agent_id) {
         await lockActiveScope(trx, current.owner_id, next.agent_id);
       }
       const updated = await trx
@@ -234,19 +249,27 @@ export const attach = defineAction({
         .select(['id', 'owner_id'])
         .where('id', '=', input.goalId)
         .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
-        .forShare()
+        // KEY SHARE is enough to keep the goal from being deleted, and unlike SHARE it does not block
+        // the active limit deactivating it (which would deadlock with a create holding the agent lock).
+        .forKeyShare()
         .executeTakeFirst();
       if (!goal) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
       // Locking the agent row serialises attaches to one agent, so `replaced_goal_id` is exact.
       const agent = await trx
         .selectFrom('agents')
-        .leftJoin('agent_goal_attachments as a', 'a.agent_id', 'agents.id')
-        .select(['agents.id', 'a.goal_id as attached_goal_id'])
-        .where('agents.id', '=', input.agentId)
-        .where('agents.owner_id', '=', goal.owner_id)
-        .forNoKeyUpdate('agents')
+        .select('id')
+        .where('id', '=', input.agentId)
+        .where('owner_id', '=', goal.owner_id)
+        .forNoKeyUpdate()
         .executeTakeFirst();
       if (!agent) throw new AppError({ code: 'AGENT_NOT_FOUND' });
+      // Read after the lock, in its own statement: a statement that waited for the lock still sees
+      // the attachment as of its own snapshot (READ COMMITTED), i.e. before the previous attach.
+      const current = await trx
+        .selectFrom('agent_goal_attachments')
+        .select('goal_id')
+        .where('agent_id', '=', input.agentId)
+        .executeTakeFirst();
       const attachment = await trx
         .insertInto('agent_goal_attachments')
         .values({ agent_id: input.agentId, goal_id: input.goalId, owner_id: goal.owner_id })
@@ -255,7 +278,7 @@ export const attach = defineAction({
         )
         .returning(['agent_id', 'goal_id', 'attached_at'])
         .executeTakeFirstOrThrow();
-      const previous = agent.attached_goal_id;
+      const previous = current?.goal_id ?? null;
       return {
         agent_id: attachment.agent_id,
         goal_id: attachment.goal_id,

@@ -36,6 +36,11 @@ export async function enforceActiveLimit(
   const rows = await trx
     .updateTable('goals')
     .set({ status: 'inactive', updated_at: sql`date_trunc('milliseconds', now())` })
+    // Status and scope are checked again on the row itself: a goal completed or moved to another
+    // agent concurrently, after the subquery chose it, is re-read once its row lock is released and
+    // must not be overwritten to inactive.
+    .where('status', '=', 'active')
+    .where((eb) => (options.agentId === null ? eb('agent_id', 'is', null) : eb('agent_id', '=', options.agentId)))
     .where(
       'id',
       'in',
