@@ -3,6 +3,9 @@ import type { Db } from '../db/client.ts';
 import type { Context } from '../rpc/context.ts';
 import { AppError } from '../rpc/errors.ts';
 
+/** For a refinement that only makes sense once the object itself is valid (no spurious second issue). */
+export const onlyIfValid = (payload: { issues: unknown[] }) => payload.issues.length === 0;
+
 /** `limit` and `cursor`, shared by every list. */
 export const pageFields = {
   limit: z.number().int().min(1).max(100).default(50).describe('Page size, 1–100 (default 50).'),

@@ -4,7 +4,7 @@ import type { Context } from '../../rpc/context.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { enforceActiveLimit, lockActiveScope } from '../goals/queries.ts';
-import { decodeCursor, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
+import { decodeCursor, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
 
 const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
 
@@ -128,7 +128,7 @@ export const update = defineAction({
   input: agentFields
     .partial()
     .strict()
-    .refine((data) => Object.keys(data).length > 0, { message: 'name at least one field to change' }),
+    .refine((data) => Object.keys(data).length > 0, { message: 'name at least one field to change', when: onlyIfValid }),
   handler: async ({ id, input, ctx }) => {
     const row = await ctx.db
       .updateTable('agents')

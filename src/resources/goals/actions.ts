@@ -5,7 +5,7 @@ import type { GoalRow } from '../../db/schema.ts';
 import { defineAction } from '../../rpc/action.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
+import { decodeCursor, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
 import { checkMetric, computeProgress, serializeGoal, type Goal } from './model.ts';
 import { enforceActiveLimit, lockActiveScope } from './queries.ts';
 import { goalFields, goalStatuses } from './schemas.ts';
@@ -139,6 +139,7 @@ export const update = defineAction({
     .strict()
     .refine((data) => Object.keys(data).some((key) => key !== 'expected_updated_at'), {
       message: 'name at least one field to change',
+      when: onlyIfValid,
     }),
   handler: async ({ id, input, ctx }) => {
     const { expected_updated_at: expected, ...patch } = input;
