@@ -5,6 +5,7 @@ import { Hono, type Context as HonoContext, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
+import { streamSSE } from 'hono/streaming';
 import { sql } from 'kysely';
 import type { z } from 'zod';
 import type { Authenticator } from './auth/authenticate.ts';
@@ -12,7 +13,7 @@ import { rateLimitHeaders, type RateLimiter } from './auth/rate-limit.ts';
 import type { Db } from './db/client.ts';
 import type { Logger } from './logger.ts';
 import type { Principal } from './rpc/context.ts';
-import { adminFields, dispatch, lookupAction } from './rpc/dispatch.ts';
+import { adminFields, lookupAction, prepare, type PreparedCall } from './rpc/dispatch.ts';
 import { AppError, toAppError } from './rpc/errors.ts';
 import { buildOpenApi } from './rpc/openapi.ts';
 
@@ -81,7 +82,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   v1.use(rateLimit(deps.rateLimiter));
 
   const invoke = async (c: HonoContext<Env>, body: unknown) => {
-    const result = await dispatch(dispatchDeps, c.get('principal'), body);
+    const call = await prepare(dispatchDeps, c.get('principal'), body);
+    if (call.action.streams && wantsEventStream(c)) return streamCall(c, call, deps.logger);
+    const result = await call.run({ signal: c.req.raw.signal });
     return c.json({ success: true, data: result.data }, result.status);
   };
 
@@ -136,35 +139,72 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.onError((error, c) => {
     const appError = toAppError(error);
-    const requestId = c.get('requestId');
-    if (appError.status >= 500) {
-      const cause = appError.cause ?? error;
-      deps.logger.error('request failed', {
-        request_id: requestId,
-        code: appError.code,
-        method: c.req.method,
-        path: c.req.path,
-        error: cause instanceof Error ? cause.message : String(cause),
-        stack: cause instanceof Error ? cause.stack : undefined,
-      });
-    }
+    logFailure(deps.logger, c, appError, error);
     for (const [name, value] of Object.entries(appError.headers ?? {})) c.header(name, value);
-    return c.json(
-      {
-        success: false,
-        error: {
-          code: appError.code,
-          message: appError.message,
-          status: appError.status,
-          ...(appError.details !== undefined && { details: appError.details }),
-          request_id: requestId,
-        },
-      },
-      appError.status,
-    );
+    return c.json(errorEnvelope(appError, c.get('requestId')), appError.status);
   });
 
   return app;
+}
+
+/** The error envelope of SPEC §2. */
+export function errorEnvelope(error: AppError, requestId: string) {
+  return {
+    success: false as const,
+    error: {
+      code: error.code,
+      message: error.message,
+      status: error.status,
+      ...(error.details !== undefined && { details: error.details }),
+      request_id: requestId,
+    },
+  };
+}
+
+/** 5xx are bugs or outages: the log gets the cause and stack with the request id; the client neither. */
+function logFailure(logger: Logger, c: HonoContext<Env>, appError: AppError, thrown: unknown) {
+  if (appError.status < 500) return;
+  const cause = appError.cause ?? thrown;
+  logger.error('request failed', {
+    request_id: c.get('requestId'),
+    code: appError.code,
+    method: c.req.method,
+    path: c.req.path,
+    error: cause instanceof Error ? cause.message : String(cause),
+    stack: cause instanceof Error ? cause.stack : undefined,
+  });
+}
+
+function wantsEventStream(c: HonoContext<Env>): boolean {
+  return (c.req.header('accept') ?? '').toLowerCase().includes('text/event-stream');
+}
+
+/**
+ * Runs a validated streaming call as Server-Sent Events: `progress` events while it works, then one
+ * `result` event (the success envelope) or one `error` event (the error envelope). A client that goes
+ * away aborts the call's signal, which cancels upstream work.
+ */
+function streamCall(c: HonoContext<Env>, call: PreparedCall, logger: Logger) {
+  const requestId = c.get('requestId');
+  return streamSSE(c, async (stream) => {
+    const controller = new AbortController();
+    stream.onAbort(() => controller.abort(new Error('client disconnected')));
+    let sequence = 0;
+    const send = (event: string, data: unknown) =>
+      stream.writeSSE({ event, data: JSON.stringify(data), id: String(sequence++) }).catch(() => {});
+    try {
+      const result = await call.run({
+        signal: controller.signal,
+        onProgress: (progress) => void send('progress', progress),
+      });
+      await send('result', { success: true, data: result.data });
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      const appError = toAppError(error);
+      logFailure(logger, c, appError, error);
+      await send('error', errorEnvelope(appError, requestId));
+    }
+  });
 }
 
 function authenticate(authenticator: Authenticator): MiddlewareHandler<Env> {

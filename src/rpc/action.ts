@@ -15,6 +15,11 @@ export interface Action<I extends z.ZodType = z.ZodType, O = unknown> {
   readOnly?: boolean;
   /** Answers 201 Created. */
   created?: boolean;
+  /**
+   * Reports progress through `ctx.progress`; with `Accept: text/event-stream` the answer is Server-Sent
+   * Events (`progress` events, then one `result` or `error` event).
+   */
+  streams?: boolean;
   handler: (args: { id: string; input: z.output<I>; ctx: Context }) => Promise<O>;
 }
 

@@ -28,12 +28,22 @@ export interface Services {
   forgetApiKey(keyHash: string): void;
 }
 
+/** A progress event of a streaming action: `stage` names the step, the rest is the step's own. */
+export interface ProgressEvent {
+  stage: string;
+  [key: string]: unknown;
+}
+
 export interface Context {
   db: Db;
   principal: Principal;
   scope: Scope;
   maxActiveGoals: number;
   services: Services;
+  /** Aborted when the caller went away; pass it to anything slow (AI providers). */
+  signal: AbortSignal;
+  /** Reports progress; a no-op unless the transport streams. */
+  progress: (event: ProgressEvent) => void;
 }
 
 /**
@@ -47,6 +57,8 @@ export function createContext(options: {
   scope?: Scope;
   maxActiveGoals: number;
   services?: Services;
+  signal?: AbortSignal;
+  progress?: (event: ProgressEvent) => void;
 }): Context {
   return {
     db: options.db,
@@ -54,5 +66,7 @@ export function createContext(options: {
     scope: options.scope ?? { ownerId: options.principal.userId, actingUserId: options.principal.userId, admin: false },
     maxActiveGoals: options.maxActiveGoals,
     services: options.services ?? { forgetApiKey: () => {} },
+    signal: options.signal ?? new AbortController().signal,
+    progress: options.progress ?? (() => {}),
   };
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
 import type { Action } from './action.ts';
-import { createContext, type Principal, type Scope, type Services } from './context.ts';
+import { createContext, type Principal, type ProgressEvent, type Scope, type Services } from './context.ts';
 import { AppError, validationError } from './errors.ts';
 import { registry } from './registry.ts';
 
@@ -32,6 +32,20 @@ export interface DispatchResult {
   data: unknown;
 }
 
+/** What a transport hands the handler beside the input: cancellation, and a channel for progress. */
+export interface RunOptions {
+  /** Aborted when the client goes away (SSE, WebSocket) so upstream work stops. */
+  signal?: AbortSignal;
+  /** Called with each progress event of a streaming action. */
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+/** A validated call, ready to run: transports decide how to deliver its answer. */
+export interface PreparedCall {
+  action: Action;
+  run(options?: RunOptions): Promise<DispatchResult>;
+}
+
 /** Finds `resource.action` in the registry, or throws INVALID_RESOURCE / INVALID_ACTION. */
 export function lookupAction(resource: string, action: string): Action {
   if (!Object.hasOwn(registry, resource)) {
@@ -54,7 +68,20 @@ export function lookupAction(resource: string, action: string): Action {
  * The whole protocol after authentication: validate the envelope, look up the action, check the
  * role, validate `id` and `data`, run the handler. It knows nothing about any resource.
  */
-export async function dispatch(deps: DispatchDeps, principal: Principal, body: unknown): Promise<DispatchResult> {
+export async function dispatch(
+  deps: DispatchDeps,
+  principal: Principal,
+  body: unknown,
+  options: RunOptions = {},
+): Promise<DispatchResult> {
+  return (await prepare(deps, principal, body)).run(options);
+}
+
+/**
+ * Everything before the handler runs. A transport that streams (SSE, WebSocket) calls this first, so
+ * a request refused here is answered as a plain error before any stream opens.
+ */
+export async function prepare(deps: DispatchDeps, principal: Principal, body: unknown): Promise<PreparedCall> {
   const envelope = invokeEnvelope.safeParse(body);
   if (!envelope.success) throw validationError(envelope.error.issues);
   const { resource, action: actionName, id: rawId, data: rawData } = envelope.data;
@@ -96,9 +123,22 @@ export async function dispatch(deps: DispatchDeps, principal: Principal, body: u
   const input = action.input.safeParse(data);
   if (!input.success) throw validationError(input.error.issues, ['data']);
 
-  const ctx = createContext({ db: deps.db, principal, scope, maxActiveGoals: deps.maxActiveGoals, services: deps.services });
-  const result = await action.handler({ id, input: input.data, ctx });
-  return { status: action.created ? 201 : 200, data: result };
+  return {
+    action,
+    async run(options = {}) {
+      const ctx = createContext({
+        db: deps.db,
+        principal,
+        scope,
+        maxActiveGoals: deps.maxActiveGoals,
+        services: deps.services,
+        signal: options.signal,
+        progress: options.onProgress,
+      });
+      const result = await action.handler({ id, input: input.data, ctx });
+      return { status: action.created ? 201 : 200, data: result };
+    },
+  };
 }
 
 async function resolveScope(db: Db, principal: Principal, admin: z.output<typeof adminFields>): Promise<Scope> {
