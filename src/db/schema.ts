@@ -86,12 +86,29 @@ export interface AgentGoalAttachmentsTable {
   attached_at: Generated<Date>;
 }
 
+export interface ActionItemsTable {
+  id: Generated<string>;
+  owner_id: string;
+  description: string;
+  completed: Generated<boolean>;
+  due_at: Timestamp | null;
+  /** Set exactly while `completed` (a check constraint). */
+  completed_at: Timestamp | null;
+  conversation_id: string | null;
+  goal_id: string | null;
+  /** A node id of the goal's roadmap; null whenever `goal_id` is (a trigger and a check constraint). */
+  roadmap_node_id: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface Database {
   users: UsersTable;
   api_keys: ApiKeysTable;
   agents: AgentsTable;
   goals: GoalsTable;
   agent_goal_attachments: AgentGoalAttachmentsTable;
+  action_items: ActionItemsTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -100,3 +117,5 @@ export type AgentRow = Selectable<AgentsTable>;
 export type GoalRow = Selectable<GoalsTable>;
 export type NewGoal = Insertable<GoalsTable>;
 export type GoalUpdate = Updateable<GoalsTable>;
+export type ActionItemRow = Selectable<ActionItemsTable>;
+export type NewActionItem = Insertable<ActionItemsTable>;

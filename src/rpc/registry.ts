@@ -1,3 +1,4 @@
+import { actionItemActions } from '../resources/action-items/actions.ts';
 import { agentActions } from '../resources/agents/actions.ts';
 import { apiKeyActions } from '../resources/api-keys/actions.ts';
 import { goalActions } from '../resources/goals/actions.ts';
@@ -11,6 +12,7 @@ export const registry = {
   goals: goalActions,
   agents: agentActions,
   'api-keys': apiKeyActions,
+  'action-items': actionItemActions,
 };
 
 /** Input and output types of every action: `Registry['goals']['create']['input']`. */

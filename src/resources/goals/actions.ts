@@ -223,7 +223,7 @@ export const update = defineAction({
 
 export const remove = defineAction({
   summary: 'Delete a goal',
-  description: 'Its attachments go with it.',
+  description: 'Its attachments go with it; its action items stay, unlinked (`goal_id` and `roadmap_node_id` null).',
   id: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {

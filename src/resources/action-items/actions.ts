@@ -1,0 +1,292 @@
+import { sql } from 'kysely';
+import { z } from 'zod';
+import type { ActionItemRow, GoalRow } from '../../db/schema.ts';
+import { defineAction } from '../../rpc/action.ts';
+import type { Context } from '../../rpc/context.ts';
+import { AppError } from '../../rpc/errors.ts';
+import { decodeCursor, onlyIfValid, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
+import { serializeActionItem, type ActionItem } from './model.ts';
+import { lockGoals, roadmapNodeIds, setRoadmapNodesCompleted, type GoalLock } from './node-sync.ts';
+import { createActionItems, goalNotFound, unknownNodes, type NewItemInput } from './queries.ts';
+import { syncReminders } from './reminders.ts';
+
+const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
+
+const datetime = z.iso.datetime({ offset: true });
+
+/** The fields a client writes, shared by create, batch-create and update. */
+const itemFields = z.object({
+  description: z.string().trim().min(1).max(500),
+  completed: z.boolean().describe('Completing sets `completed_at`; reopening clears it.'),
+  due_at: datetime.nullable().describe('When the item is due; a reminder is scheduled for it (notifications).'),
+  conversation_id: z
+    .string()
+    .min(1)
+    .max(200)
+    .nullable()
+    .describe("The conversation the item came from, an opaque id of the caller's own system."),
+  goal_id: z.uuid().nullable().describe('A goal of yours the item moves forward.'),
+  roadmap_node_id: z
+    .string()
+    .min(1)
+    .max(200)
+    .nullable()
+    .describe("A node of that goal's roadmap; completing or reopening the item completes or reopens the node."),
+});
+
+const createInput = itemFields
+  .partial()
+  .required({ description: true })
+  .strict()
+  .refine((item) => !item.roadmap_node_id || item.goal_id, {
+    path: ['roadmap_node_id'],
+    message: 'a roadmap node needs its goal_id',
+    when: onlyIfValid,
+  });
+
+const toNewItem = (input: z.output<typeof createInput>): NewItemInput => ({
+  ...input,
+  due_at: input.due_at == null ? input.due_at : new Date(input.due_at),
+});
+
+const notFound = () => new AppError({ code: 'NOT_FOUND', message: 'Action item not found or you have no access to it' });
+
+async function present(ctx: Context, row: ActionItemRow): Promise<ActionItem & { owner?: Owner }> {
+  const [item] = await withOwners(ctx, [row], serializeActionItem);
+  return item!;
+}
+
+export const list = defineAction({
+  summary: 'List action items',
+  description:
+    'Newest first. `count` is the number of items matching the filter. `dueAfter` is inclusive, `dueBefore` exclusive; either leaves out items without `due_at`.',
+  readOnly: true,
+  input: z
+    .strictObject({
+      completed: z.boolean().optional(),
+      goalId: z.uuid().optional().describe('Only items linked to this goal.'),
+      dueBefore: datetime.optional().describe('Only items due before this time.'),
+      dueAfter: datetime.optional().describe('Only items due at or after this time.'),
+      ...pageFields,
+    })
+    .refine((d) => !d.dueBefore || !d.dueAfter || new Date(d.dueAfter) < new Date(d.dueBefore), {
+      path: ['dueAfter'],
+      message: 'dueAfter must be before dueBefore',
+      when: onlyIfValid,
+    }),
+  handler: async ({ input, ctx }): Promise<Page<ActionItem & { owner?: Owner }>> => {
+    const after = decodeCursor(input.cursor);
+    const filtered = ctx.db
+      .selectFrom('action_items')
+      .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+      .$if(input.completed !== undefined, (qb) => qb.where('completed', '=', input.completed!))
+      .$if(input.goalId !== undefined, (qb) => qb.where('goal_id', '=', input.goalId!))
+      .$if(input.dueBefore !== undefined, (qb) => qb.where('due_at', '<', new Date(input.dueBefore!)))
+      .$if(input.dueAfter !== undefined, (qb) => qb.where('due_at', '>=', new Date(input.dueAfter!)));
+    const [rows, total] = await Promise.all([
+      filtered
+        .selectAll()
+        .$if(after !== undefined, (qb) =>
+          qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
+        )
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(input.limit + 1)
+        .execute(),
+      filtered.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
+    ]);
+    const page = splitPage(rows, input.limit);
+    const items = await withOwners(ctx, page.rows, serializeActionItem);
+    return { items, count: Number(total.count), next_cursor: page.next_cursor };
+  },
+});
+
+export const get = defineAction({
+  summary: 'Get an action item',
+  id: true,
+  readOnly: true,
+  input: z.strictObject({}),
+  handler: async ({ id, ctx }) => {
+    const row = await ctx.db
+      .selectFrom('action_items')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+      .executeTakeFirst();
+    if (!row) throw notFound();
+    return present(ctx, row);
+  },
+});
+
+export const create = defineAction({
+  summary: 'Create an action item',
+  description:
+    'A `goal_id` must be one of your goals (NOT_FOUND otherwise); a `roadmap_node_id` needs the `goal_id` and must be a node of its roadmap. An item created completed completes its node.',
+  created: true,
+  input: createInput,
+  handler: async ({ input, ctx }) => {
+    const [row] = await ctx.db
+      .transaction()
+      .execute((trx) =>
+        createActionItems(trx, { ownerId: ctx.scope.actingUserId, items: [toNewItem(input)], pathOf: () => ['data'] }),
+      );
+    return present(ctx, row!);
+  },
+});
+
+export const batchCreate = defineAction({
+  summary: 'Create up to 50 action items at once',
+  description:
+    'All or nothing, in one INSERT: one invalid item (its index in `details`) or a goal that is not yours writes none. Answers the items in request order.',
+  created: true,
+  input: z.strictObject({
+    action_items: z.array(createInput).min(1).max(50, 'at most 50 action items per batch'),
+  }),
+  handler: async ({ input, ctx }) => {
+    const rows = await ctx.db.transaction().execute((trx) =>
+      createActionItems(trx, {
+        ownerId: ctx.scope.actingUserId,
+        items: input.action_items.map(toNewItem),
+        pathOf: (index) => ['data', 'action_items', index],
+      }),
+    );
+    const items = await withOwners(ctx, rows, serializeActionItem);
+    return { action_items: items, created_count: items.length };
+  },
+});
+
+type Patch = Partial<z.output<typeof itemFields>>;
+
+/** The goal link an update leaves: changing the goal drops the node unless the patch names one. */
+function linkAfter(row: ActionItemRow, patch: Patch): { goalId: string | null; nodeId: string | null } {
+  const goalId = patch.goal_id !== undefined ? patch.goal_id : row.goal_id;
+  const nodeId =
+    patch.roadmap_node_id !== undefined ? patch.roadmap_node_id : goalId === row.goal_id ? row.roadmap_node_id : null;
+  return { goalId, nodeId };
+}
+
+/** Which lock an update needs on the goal it leaves the item linked to, if any. */
+function goalLockFor(row: ActionItemRow, patch: Patch): { goalId: string; lock: GoalLock } | null {
+  const { goalId, nodeId } = linkAfter(row, patch);
+  if (goalId === null) return null;
+  // Checking a node, or completing/reopening a linked item (which writes the node), reads the roadmap.
+  if (nodeId !== null && (patch.roadmap_node_id !== undefined || patch.completed !== undefined)) {
+    return { goalId, lock: 'roadmap' };
+  }
+  if (patch.goal_id !== undefined) return { goalId, lock: 'link' };
+  return null;
+}
+
+const sameTime = (a: Date | null, b: Date | null) => (a === null || b === null ? a === b : a.getTime() === b.getTime());
+
+export const update = defineAction({
+  summary: 'Update an action item',
+  description:
+    'A partial update. Completing sets `completed_at`, reopening clears it; sending the state the item already has changes nothing. Completing or reopening an item linked to a roadmap node completes or reopens the node and recomputes the goal’s progress. Changing `goal_id` drops the node link unless `roadmap_node_id` names a node of the new goal.',
+  id: true,
+  input: itemFields
+    .partial()
+    .strict()
+    .refine((data) => Object.keys(data).length > 0, { message: 'name at least one field to change', when: onlyIfValid }),
+  handler: async ({ id, input: patch, ctx }) => {
+    const row = await ctx.db.transaction().execute(async (trx) => {
+      // The goal is locked before the item (see node-sync.ts), so the item is read first without a
+      // lock to learn which goal that is.
+      const seen = await trx
+        .selectFrom('action_items')
+        .selectAll()
+        .where('id', '=', id)
+        .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+        .executeTakeFirst();
+      if (!seen) throw notFound();
+      // The goal must be the item owner's (also in admin mode): ownership and lock in one query.
+      const lockGoal = async (wanted: { goalId: string; lock: GoalLock }): Promise<GoalRow | undefined> =>
+        (await lockGoals(trx, { ownerId: seen.owner_id, goalIds: [wanted.goalId], lock: wanted.lock })).get(wanted.goalId);
+      const first = goalLockFor(seen, patch);
+      let goal = first ? await lockGoal(first) : undefined;
+
+      const current = await trx.selectFrom('action_items').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+      if (!current) throw notFound();
+      // Relinked (or its goal deleted) between the two reads: lock what the item is linked to now
+      // (out of the usual order, but only in that race).
+      const needed = goalLockFor(current, patch);
+      if (needed && (needed.goalId !== first?.goalId || (needed.lock === 'roadmap' && first.lock !== 'roadmap'))) {
+        goal = await lockGoal(needed);
+      }
+      // Only a goal the patch names can be missing: an item's own goal has its owner, or is gone and
+      // the item unlinked by the time it is locked.
+      if (needed && !goal) throw goalNotFound(['data', 'goal_id']);
+
+      const link = linkAfter(current, patch);
+      if (link.nodeId !== null && link.goalId === null) {
+        throw new AppError({
+          code: 'VALIDATION_ERROR',
+          message: 'data.roadmap_node_id: a roadmap node needs its goal_id',
+          details: [{ path: ['data', 'roadmap_node_id'], message: 'a roadmap node needs its goal_id', type: 'custom' }],
+        });
+      }
+      if (patch.roadmap_node_id && !roadmapNodeIds(goal!.roadmap).has(patch.roadmap_node_id)) {
+        throw unknownNodes([['data', 'roadmap_node_id']]);
+      }
+
+      const next = {
+        description: patch.description ?? current.description,
+        completed: patch.completed ?? current.completed,
+        due_at: patch.due_at !== undefined ? (patch.due_at === null ? null : new Date(patch.due_at)) : current.due_at,
+        conversation_id: patch.conversation_id !== undefined ? patch.conversation_id : current.conversation_id,
+        goal_id: link.goalId,
+        roadmap_node_id: link.nodeId,
+      };
+      const completedChanged = next.completed !== current.completed;
+      const changed =
+        completedChanged ||
+        next.description !== current.description ||
+        !sameTime(next.due_at, current.due_at) ||
+        next.conversation_id !== current.conversation_id ||
+        next.goal_id !== current.goal_id ||
+        next.roadmap_node_id !== current.roadmap_node_id;
+      // Nothing to change (completing a completed item, say): nothing written, updated_at kept.
+      if (!changed) return current;
+
+      const updated = await trx
+        .updateTable('action_items')
+        .set({
+          ...next,
+          ...(completedChanged && { completed_at: next.completed ? nowMs : null }),
+          updated_at: nowMs,
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      if (completedChanged && link.nodeId !== null) {
+        await setRoadmapNodesCompleted(trx, goal!, [{ nodeId: link.nodeId, completed: next.completed }]);
+      }
+      await syncReminders(trx, [{ kind: 'saved', item: updated }]);
+      return updated;
+    });
+    return present(ctx, row);
+  },
+});
+
+export const remove = defineAction({
+  summary: 'Delete an action item',
+  description: 'Its roadmap node keeps its state; its reminder is cancelled.',
+  id: true,
+  input: z.strictObject({}),
+  handler: async ({ id, ctx }) => {
+    return ctx.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .deleteFrom('action_items')
+        .where('id', '=', id)
+        .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+        .returning('id')
+        .executeTakeFirst();
+      if (!row) throw notFound();
+      await syncReminders(trx, [{ kind: 'deleted', itemId: row.id }]);
+      return { id: row.id, deleted: true as const };
+    });
+  },
+});
+
+/** The action-items resource. */
+export const actionItemActions = { list, get, create, 'batch-create': batchCreate, update, delete: remove };

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import type { ActionItemRow, Database } from '../../db/schema.ts';
+import { AppError, type IssueDetail } from '../../rpc/errors.ts';
+import { lockGoals, roadmapNodeIds, setRoadmapNodesCompleted } from './node-sync.ts';
+import { syncReminders } from './reminders.ts';
+
+type Trx = Transaction<Database>;
+
+const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
+
+/** A new item as the API accepts it (dates already parsed). */
+export interface NewItemInput {
+  description: string;
+  completed?: boolean;
+  due_at?: Date | null;
+  conversation_id?: string | null;
+  goal_id?: string | null;
+  roadmap_node_id?: string | null;
+}
+
+/** NOT_FOUND for a goal named in `data`, the same whether it does not exist or is someone else's. */
+export function goalNotFound(path: (string | number)[]): AppError {
+  return new AppError({ code: 'NOT_FOUND', message: `${path.join('.')}: goal not found or you have no access to it` });
+}
+
+/** VALIDATION_ERROR for node ids that are not in their goal's roadmap. */
+export function unknownNodes(paths: (string | number)[][]): AppError {
+  const details: IssueDetail[] = paths.map((path) => ({
+    path,
+    message: "not a node of the goal's roadmap",
+    type: 'custom',
+  }));
+  return new AppError({ code: 'VALIDATION_ERROR', message: `${paths[0]!.join('.')}: ${details[0]!.message}`, details });
+}
+
+/**
+ * Creates items for `ownerId` in one INSERT, all or nothing, and answers them in the order given.
+ * Each `goal_id` must be the owner's goal (NOT_FOUND otherwise) and each `roadmap_node_id` a node of
+ * that goal's roadmap (VALIDATION_ERROR otherwise), checked under a lock on the goals that holds until
+ * commit. An item created completed completes its node, and the goal's progress follows. `pathOf(i)`
+ * says where item `i` sat in the request, for error paths.
+ *
+ * The ids are generated here in ascending order: a batch shares one `created_at`, and lists (newest
+ * first, then id descending) then show it last item first, as if created one after another.
+ *
+ * @example const rows = await createActionItems(trx, { ownerId, items, pathOf: (i) => ['data', 'action_items', i] });
+ */
+export async function createActionItems(
+  trx: Trx,
+  options: { ownerId: string; items: NewItemInput[]; pathOf: (index: number) => (string | number)[] },
+): Promise<ActionItemRow[]> {
+  const { items, pathOf } = options;
+  if (items.length === 0) return [];
+  const goalIds = items.flatMap((item) => (item.goal_id ? [item.goal_id] : []));
+  const goals = await lockGoals(trx, {
+    ownerId: options.ownerId,
+    goalIds,
+    lock: items.some((item) => item.roadmap_node_id) ? 'roadmap' : 'link',
+  });
+  const missing = items.findIndex((item) => item.goal_id && !goals.has(item.goal_id));
+  if (missing !== -1) throw goalNotFound([...pathOf(missing), 'goal_id']);
+  const badNodes = items.flatMap((item, index) =>
+    item.roadmap_node_id && !roadmapNodeIds(goals.get(item.goal_id!)!.roadmap).has(item.roadmap_node_id)
+      ? [[...pathOf(index), 'roadmap_node_id']]
+      : [],
+  );
+  if (badNodes.length > 0) throw unknownNodes(badNodes);
+
+  const ids = items.map(() => randomUUID()).sort();
+  const inserted = await trx
+    .insertInto('action_items')
+    .values(
+      items.map((item, index) => ({
+        id: ids[index]!,
+        owner_id: options.ownerId,
+        description: item.description,
+        completed: item.completed ?? false,
+        completed_at: item.completed ? nowMs : null,
+        due_at: item.due_at ?? null,
+        conversation_id: item.conversation_id ?? null,
+        goal_id: item.goal_id ?? null,
+        roadmap_node_id: item.roadmap_node_id ?? null,
+      })),
+    )
+    .returningAll()
+    .execute();
+  const byId = new Map(inserted.map((row) => [row.id, row]));
+  const rows = ids.map((id) => byId.get(id)!);
+
+  // Items created completed complete their nodes: one roadmap write per goal.
+  const completions = new Map<string, { nodeId: string; completed: boolean }[]>();
+  for (const row of rows) {
+    if (!row.completed || row.goal_id === null || row.roadmap_node_id === null) continue;
+    const list = completions.get(row.goal_id) ?? [];
+    list.push({ nodeId: row.roadmap_node_id, completed: true });
+    completions.set(row.goal_id, list);
+  }
+  for (const [goalId, changes] of completions) {
+    await setRoadmapNodesCompleted(trx, goals.get(goalId)!, changes);
+  }
+
+  await syncReminders(trx, rows.map((item) => ({ kind: 'saved' as const, item })));
+  return rows;
+}

@@ -1,0 +1,25 @@
+import type { Transaction } from 'kysely';
+import type { ActionItemRow, Database } from '../../db/schema.ts';
+
+/** What happened to an item, as the reminder queue will need to know it. */
+export type ReminderChange =
+  /** Created, changed, completed or reopened: `item` is its state after the write. */
+  | { kind: 'saved'; item: ActionItemRow }
+  | { kind: 'deleted'; itemId: string };
+
+/**
+ * The one place where an action item's `due_at` meets the reminder queue (SPEC §4 notifications, a
+ * later issue). Every write of action items calls it, inside its own transaction, with the items'
+ * state after the write: create, batch-create, update (completing and reopening included), delete,
+ * and the node → items sync of a roadmap node.
+ *
+ * It does nothing yet. The notifications issue fills it in: for `saved`, schedule (or move) the item's
+ * reminder job when it has a future `due_at` and is not completed, else cancel it; for `deleted`,
+ * cancel it. The job queue lives in Postgres, so enqueueing through `trx` commits or rolls back with
+ * the write that caused it.
+ *
+ * @example await syncReminders(trx, rows.map((item) => ({ kind: 'saved', item })));
+ */
+export async function syncReminders(_trx: Transaction<Database>, _changes: ReminderChange[]): Promise<void> {
+  // Intentionally empty until the notifications issue: no reminder is scheduled anywhere else.
+}
