@@ -2,20 +2,24 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Scalar } from '@scalar/hono-api-reference';
 import { Hono, type Context as HonoContext, type MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { bodyLimit } from './body-limit.ts';
 import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import { streamSSE } from 'hono/streaming';
 import { sql } from 'kysely';
 import type { z } from 'zod';
+import { createOfflineProvider } from './ai/offline.ts';
+import type { AiProvider } from './ai/provider.ts';
 import type { Authenticator } from './auth/authenticate.ts';
-import { rateLimitHeaders, type RateLimiter } from './auth/rate-limit.ts';
+import { createRateLimiter, rateLimitHeaders, type RateLimiter } from './auth/rate-limit.ts';
+import { GENERATE_RATE_LIMIT_DEFAULT } from './config.ts';
 import type { Db } from './db/client.ts';
 import type { Logger } from './logger.ts';
 import type { Principal } from './rpc/context.ts';
 import { adminFields, lookupAction, prepare, type PreparedCall } from './rpc/dispatch.ts';
-import { AppError, toAppError } from './rpc/errors.ts';
+import { AppError, errorEnvelope, toAppError } from './rpc/errors.ts';
 import { buildOpenApi } from './rpc/openapi.ts';
+import { createWebSocketHub, webSocketRoute, type WebSocketHub } from './websocket.ts';
 
 export interface AppDeps {
   db: Db;
@@ -24,6 +28,15 @@ export interface AppDeps {
   logger: Logger;
   maxActiveGoals: number;
   bodyLimitBytes: number;
+  /** The open WebSockets of `GET /v1/ws`, for shutdown to drain; one of its own when not given. */
+  webSockets?: WebSocketHub;
+  /** The generation provider of `goals.generate`; the offline one when not given. */
+  ai?: AiProvider;
+  /**
+   * The per-user limit of `goals.generate`, on top of `rateLimiter`; when not given, an in-memory one
+   * at the default of GENERATE_RATE_LIMIT_PER_MINUTE.
+   */
+  generateRateLimiter?: RateLimiter;
 }
 
 type Env = { Variables: { requestId: string; principal: Principal } };
@@ -47,7 +60,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const dispatchDeps = {
     db: deps.db,
     maxActiveGoals: deps.maxActiveGoals,
-    services: { forgetApiKey: deps.authenticator.forgetApiKey },
+    services: { forgetApiKey: deps.authenticator.forgetApiKey, ai: deps.ai ?? createOfflineProvider() },
+    limiters: {
+      generate:
+        deps.generateRateLimiter ??
+        createRateLimiter({ perMinute: GENERATE_RATE_LIMIT_DEFAULT, store: 'memory', keyPrefix: 'rl-generate', what: 'generations' }),
+    },
   };
 
   app.use(requestId());
@@ -68,6 +86,26 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.body(scalarBundle());
   });
   app.get('/docs', Scalar({ url: '/openapi.json', cdn: '/docs/scalar.js', pageTitle: 'Goalpost API' }));
+
+  // The invoke protocol over a WebSocket. Before the /v1 middleware: it authenticates by header or by
+  // a first frame, and counts each request frame (not the upgrade) against the rate limit.
+  app.get(
+    '/v1/ws',
+    webSocketRoute({
+      dispatch: dispatchDeps,
+      authenticator: deps.authenticator,
+      rateLimiter: deps.rateLimiter,
+      logger: deps.logger,
+      maxFrameBytes: deps.bodyLimitBytes,
+      hub: deps.webSockets ?? createWebSocketHub(),
+    }),
+    () => {
+      throw new AppError({
+        code: 'VALIDATION_ERROR',
+        message: 'GET /v1/ws is the WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)',
+      });
+    },
+  );
 
   const v1 = new Hono<Env>();
   v1.use(
@@ -147,19 +185,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   return app;
 }
 
-/** The error envelope of SPEC §2. */
-export function errorEnvelope(error: AppError, requestId: string) {
-  return {
-    success: false as const,
-    error: {
-      code: error.code,
-      message: error.message,
-      status: error.status,
-      ...(error.details !== undefined && { details: error.details }),
-      request_id: requestId,
-    },
-  };
-}
+export { errorEnvelope };
 
 /** 5xx are bugs or outages: the log gets the cause and stack with the request id; the client neither. */
 function logFailure(logger: Logger, c: HonoContext<Env>, appError: AppError, thrown: unknown) {
@@ -261,7 +287,8 @@ function isActionOf(resource: string, action: string): boolean {
  * does not convert is passed on as it is, for validation to reject.
  */
 function coerceQuery(shape: Record<string, z.ZodType>, query: Record<string, string[]>): Record<string, unknown> {
-  const data: Record<string, unknown> = {};
+  // No prototype: `?__proto__=…` must be a key like any other (and refused as unknown), not a prototype.
+  const data: Record<string, unknown> = Object.create(null);
   for (const [key, values] of Object.entries(query)) {
     const raw = values.length === 1 ? values[0]! : values;
     const kind = typeof raw === 'string' ? baseType(shape[key]) : undefined;

@@ -12,6 +12,9 @@ const intFrom = (fallback: number, min = 0) =>
     .transform((v) => (v === undefined || v.trim() === '' ? String(fallback) : v))
     .pipe(z.coerce.number<string>().int().min(min));
 
+/** `goals.generate` calls per user and minute unless GENERATE_RATE_LIMIT_PER_MINUTE says otherwise. */
+export const GENERATE_RATE_LIMIT_DEFAULT = 10;
+
 const envSchema = z.object({
   PORT: intFrom(8787, 0),
   HOST: z.string().default('0.0.0.0'),
@@ -32,6 +35,12 @@ const envSchema = z.object({
   STATEMENT_TIMEOUT_MS: intFrom(15_000, 0),
   SHUTDOWN_TIMEOUT_MS: intFrom(10_000, 0),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  AI_PROVIDER: z.enum(['offline', 'openai'], { message: 'must be "offline" or "openai"' }).default('offline'),
+  OPENAI_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. http://localhost:11434/v1' }).optional()),
+  OPENAI_API_KEY: optionalString,
+  AI_MODEL: optionalString.pipe(z.string().max(200).optional()),
+  AI_TIMEOUT_MS: intFrom(30_000, 1),
+  GENERATE_RATE_LIMIT_PER_MINUTE: intFrom(GENERATE_RATE_LIMIT_DEFAULT, 1),
 });
 
 export type Config = Omit<z.output<typeof envSchema>, 'RATE_LIMIT_STORE'> & {
@@ -60,6 +69,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const store = c.RATE_LIMIT_STORE ?? (c.REDIS_URL ? 'redis' : c.DATABASE_URL ? 'postgres' : 'memory');
   if (store === 'redis' && !c.REDIS_URL) {
     throw new ConfigError('Invalid configuration:\n  RATE_LIMIT_STORE: "redis" needs REDIS_URL');
+  }
+  if (c.AI_PROVIDER === 'openai') {
+    const missing = [
+      !c.OPENAI_BASE_URL &&
+        '  OPENAI_BASE_URL: required with AI_PROVIDER=openai (https://api.openai.com/v1, or a local server such as http://localhost:11434/v1)',
+      !c.AI_MODEL && '  AI_MODEL: required with AI_PROVIDER=openai (the model name the server knows, e.g. gpt-4o-mini or llama3.1)',
+    ].filter(Boolean);
+    if (missing.length > 0) throw new ConfigError(`Invalid configuration:\n${missing.join('\n')}`);
   }
   return { ...c, RATE_LIMIT_STORE: store };
 }

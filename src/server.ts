@@ -1,5 +1,8 @@
 import { serve } from '@hono/node-server';
+import type { Hono } from 'hono';
 import type { Server } from 'node:http';
+import { WebSocketServer } from 'ws';
+import { createAiProvider } from './ai/index.ts';
 import { createApp } from './app.ts';
 import { createAuthenticator } from './auth/authenticate.ts';
 import { createRateLimiter } from './auth/rate-limit.ts';
@@ -8,8 +11,32 @@ import { openDatabase } from './db/client.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger } from './logger.ts';
 import { createUserWithKey } from './users.ts';
+import { createWebSocketHub } from './websocket.ts';
 
 const LAST_USED_FLUSH_MS = 30_000;
+
+/**
+ * Serves an app over HTTP and, at `GET /v1/ws`, WebSocket (the `ws` server @hono/node-server's
+ * `upgradeWebSocket` needs); resolves once it listens. Port 0 picks a free one.
+ *
+ * @example const { server, port } = await listen(app, { port: 0, hostname: '127.0.0.1', maxFrameBytes: 1 << 20 });
+ */
+export async function listen(
+  app: Hono<any>,
+  options: { port: number; hostname?: string; maxFrameBytes: number },
+): Promise<{ server: Server; port: number }> {
+  // Frames up to the body limit are read and answered (PAYLOAD_TOO_LARGE beyond it); only a frame
+  // several times larger is cut off by `ws` itself, closing the socket with 1009 (message too big).
+  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(4 * options.maxFrameBytes, 64 * 1024) });
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve(
+      { fetch: app.fetch, port: options.port, hostname: options.hostname, websocket: { server: wss } },
+      () => resolve(s as Server),
+    );
+  });
+  const address = server.address();
+  return { server, port: typeof address === 'object' && address ? address.port : options.port };
+}
 
 /** Starts the whole service; resolves once it listens. Exported for tests that want a real process. */
 export async function startServer(config: Config) {
@@ -37,6 +64,16 @@ export async function startServer(config: Config) {
     sql: database.sql,
     redisUrl: config.REDIS_URL,
   });
+  // goals.generate: a per-user budget on top of the general limit, in the same store under its own prefix.
+  const generateRateLimiter = createRateLimiter({
+    perMinute: config.GENERATE_RATE_LIMIT_PER_MINUTE,
+    store: config.RATE_LIMIT_STORE,
+    sql: database.sql,
+    redisUrl: config.REDIS_URL,
+    keyPrefix: 'rl-generate',
+    what: 'generations',
+  });
+  const webSockets = createWebSocketHub();
   const app = createApp({
     db: database.db,
     authenticator,
@@ -44,13 +81,12 @@ export async function startServer(config: Config) {
     logger,
     maxActiveGoals: config.MAX_ACTIVE_GOALS,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    webSockets,
+    ai: createAiProvider(config),
+    generateRateLimiter,
   });
 
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const { server, port } = await listen(app, { port: config.PORT, hostname: config.HOST, maxFrameBytes: config.BODY_LIMIT_BYTES });
   const flushTimer = setInterval(() => void authenticator.flushLastUsed(), LAST_USED_FLUSH_MS);
   flushTimer.unref();
 
@@ -61,11 +97,14 @@ export async function startServer(config: Config) {
       clearInterval(flushTimer);
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // WebSockets: no new request frames, those in flight answered, then closed with 1001.
+      void webSockets.drain(config.SHUTDOWN_TIMEOUT_MS);
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
       await Promise.race([drained, timeout]);
       server.closeAllConnections();
       await authenticator.flushLastUsed();
       await rateLimiter.close();
+      await generateRateLimiter.close();
       await database.close();
     })());
 

@@ -15,8 +15,10 @@ export interface RateLimitOptions {
   /** For the postgres store: the app's postgres.js client (the table comes from the migrations). */
   sql?: postgres.Sql;
   redisUrl?: string;
-  /** Keeps namespaces apart when several limiters share one store (tests, `generate` later). */
+  /** Keeps namespaces apart when several limiters share one store (tests, `generate`). */
   keyPrefix?: string;
+  /** What is counted, for the 429 message: "requests" by default, "generations" for `goals.generate`. */
+  what?: string;
 }
 
 export interface RateLimitVerdict {
@@ -84,7 +86,7 @@ export function createRateLimiter(options: RateLimitOptions) {
           const v = verdict(error, options.perMinute);
           throw new AppError({
             code: 'RATE_LIMIT_EXCEEDED',
-            message: `Rate limit of ${options.perMinute} requests per minute exceeded; retry in ${v.resetSeconds} s`,
+            message: `Rate limit of ${options.perMinute} ${options.what ?? 'requests'} per minute exceeded; retry in ${v.resetSeconds} s`,
             headers: { 'Retry-After': String(v.resetSeconds), ...rateLimitHeaders(v) },
           });
         }

@@ -20,6 +20,12 @@ export interface Action<I extends z.ZodType = z.ZodType, O = unknown> {
    * Events (`progress` events, then one `result` or `error` event).
    */
   streams?: boolean;
+  /**
+   * An extra per-user rate limit on top of the general one, for expensive actions: the name of one of
+   * the limiters the app is given (`DispatchDeps.limiters`). Counted once the request is valid, before
+   * the handler runs (and before any stream opens).
+   */
+  rateLimit?: ActionRateLimit;
   handler: (args: { id: string; input: z.output<I>; ctx: Context }) => Promise<O>;
 }
 
@@ -37,6 +43,9 @@ export function defineAction<I extends z.ZodType, O>(action: Action<I, O>): Acti
 }
 
 export type ActionMap = Record<string, Action<any, any>>;
+
+/** The extra rate limits an action may name; `generate` is `GENERATE_RATE_LIMIT_PER_MINUTE`. */
+export type ActionRateLimit = 'generate';
 
 /** The input (`data`) and output types of every action, for a typed client. */
 export type RegistryTypes<R extends Record<string, ActionMap>> = {

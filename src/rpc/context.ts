@@ -1,3 +1,5 @@
+import { createOfflineProvider } from '../ai/offline.ts';
+import type { AiProvider } from '../ai/provider.ts';
 import type { Db } from '../db/client.ts';
 import type { Role } from '../db/schema.ts';
 
@@ -26,6 +28,8 @@ export interface Scope {
 export interface Services {
   /** Forget a revoked key in this process at once (other processes: within the cache TTL). */
   forgetApiKey(keyHash: string): void;
+  /** The configured generation provider (`AI_PROVIDER`). */
+  ai: AiProvider;
 }
 
 /** A progress event of a streaming action: `stage` names the step, the rest is the step's own. */
@@ -44,6 +48,8 @@ export interface Context {
   signal: AbortSignal;
   /** Reports progress; a no-op unless the transport streams. */
   progress: (event: ProgressEvent) => void;
+  /** The transport delivers progress (SSE), so streaming work upstream is worth it. */
+  streaming: boolean;
 }
 
 /**
@@ -65,8 +71,9 @@ export function createContext(options: {
     principal: options.principal,
     scope: options.scope ?? { ownerId: options.principal.userId, actingUserId: options.principal.userId, admin: false },
     maxActiveGoals: options.maxActiveGoals,
-    services: options.services ?? { forgetApiKey: () => {} },
+    services: options.services ?? { forgetApiKey: () => {}, ai: createOfflineProvider() },
     signal: options.signal ?? new AbortController().signal,
     progress: options.progress ?? (() => {}),
+    streaming: options.progress !== undefined,
   };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import type { RateLimiter } from '../auth/rate-limit.ts';
 import type { Db } from '../db/client.ts';
-import type { Action } from './action.ts';
+import type { Action, ActionRateLimit } from './action.ts';
 import { createContext, type Principal, type ProgressEvent, type Scope, type Services } from './context.ts';
 import { AppError, validationError } from './errors.ts';
 import { registry } from './registry.ts';
@@ -25,6 +26,8 @@ export interface DispatchDeps {
   db: Db;
   maxActiveGoals: number;
   services: Services;
+  /** The limiters an action's `rateLimit` names, each counting per user. */
+  limiters: Record<ActionRateLimit, RateLimiter>;
 }
 
 export interface DispatchResult {
@@ -122,6 +125,8 @@ export async function prepare(deps: DispatchDeps, principal: Principal, body: un
 
   const input = action.input.safeParse(data);
   if (!input.success) throw validationError(input.error.issues, ['data']);
+  // Per user, not per credential: several keys of one user share one budget of expensive calls.
+  if (action.rateLimit) await deps.limiters[action.rateLimit].consume(principal.userId);
 
   return {
     action,

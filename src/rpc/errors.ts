@@ -76,6 +76,23 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * The error envelope of SPEC §2, the same on every transport (HTTP, SSE `error` events, WebSocket
+ * `result` frames).
+ */
+export function errorEnvelope(error: AppError, requestId: string) {
+  return {
+    success: false as const,
+    error: {
+      code: error.code,
+      message: error.message,
+      status: error.status,
+      ...(error.details !== undefined && { details: error.details }),
+      request_id: requestId,
+    },
+  };
+}
+
 /** A VALIDATION_ERROR from zod issues, `path` prefixed with where the value sat in the request. */
 export function validationError(issues: z.core.$ZodIssue[], prefix: (string | number)[] = []): AppError {
   const details: IssueDetail[] = issues.map((issue) => ({
@@ -118,6 +135,15 @@ export function toAppError(error: unknown): AppError {
     // serialization_failure / deadlock_detected: the client may retry the same request.
     if (code === '40001' || code === '40P01') {
       return new AppError({ code: 'CONFLICT', message: 'A concurrent request changed the same records; retry', cause: error });
+    }
+    // character_not_in_repertoire (text) / untranslatable_character (jsonb): client text that Postgres
+    // cannot store, the NUL character U+0000.
+    if (code === '22021' || code === '22P05') {
+      return new AppError({
+        code: 'VALIDATION_ERROR',
+        message: 'A text value holds a character that cannot be stored (the NUL character, \\u0000)',
+        cause: error,
+      });
     }
   }
   return new AppError({ code: 'INTERNAL_ERROR', cause: error });

@@ -26,15 +26,21 @@ const errorEnvelope: JsonSchema = {
         status: { type: 'integer' },
         request_id: { type: 'string' },
         details: {
-          type: 'array',
-          items: {
-            type: 'object',
-            properties: {
-              path: { type: 'array', items: { type: ['string', 'integer'] } },
-              message: { type: 'string' },
-              type: { type: 'string' },
+          description: 'VALIDATION_ERROR: the issues, as a list. CONFLICT: the current state, e.g. `{ updated_at }`.',
+          oneOf: [
+            {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  path: { type: 'array', items: { type: ['string', 'integer'] } },
+                  message: { type: 'string' },
+                  type: { type: 'string' },
+                },
+              },
             },
-          },
+            { type: 'object' },
+          ],
         },
       },
     },

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
+import type { AiProvider } from '../../src/ai/provider.ts';
 import { createApp } from '../../src/app.ts';
 import { createAuthenticator } from '../../src/auth/authenticate.ts';
 import { createRateLimiter } from '../../src/auth/rate-limit.ts';
 import { openDatabase } from '../../src/db/client.ts';
 import type { Role } from '../../src/db/schema.ts';
 import { createLogger } from '../../src/logger.ts';
+import { listen } from '../../src/server.ts';
 import { createUserWithKey } from '../../src/users.ts';
+import { createWebSocketHub } from '../../src/websocket.ts';
 
 export const TEST_JWT_SECRET = 'test-jwt-secret-that-is-at-least-32-characters';
 export const TEST_SERVICE_KEY = 'test-service-key-that-is-at-least-32-characters';
@@ -29,6 +32,10 @@ export interface HarnessOptions {
   keyCacheTtlMs?: number;
   /** Override the database URL (a dead port, a wrong search_path…). */
   databaseUrl?: string;
+  /** The provider of goals.generate (default: the offline one). */
+  ai?: AiProvider;
+  /** goals.generate calls per user and minute (default: no practical limit). */
+  generateRateLimitPerMinute?: number;
 }
 
 /**
@@ -50,14 +57,26 @@ export async function createHarness(options: HarnessOptions = {}) {
     serviceKey: TEST_SERVICE_KEY,
   });
   const rateLimiter = createRateLimiter({ perMinute: options.rateLimitPerMinute ?? 1_000_000, store: 'memory' });
+  const generateRateLimiter = createRateLimiter({
+    perMinute: options.generateRateLimitPerMinute ?? 1_000_000,
+    store: 'memory',
+    keyPrefix: 'rl-generate',
+    what: 'generations',
+  });
+  const webSockets = createWebSocketHub();
+  const bodyLimitBytes = options.bodyLimitBytes ?? 1024 * 1024;
   const app = createApp({
     db: database.db,
     authenticator,
     rateLimiter,
     logger: createLogger('silent'),
     maxActiveGoals: options.maxActiveGoals ?? 3,
-    bodyLimitBytes: options.bodyLimitBytes ?? 1024 * 1024,
+    bodyLimitBytes,
+    webSockets,
+    ai: options.ai,
+    generateRateLimiter,
   });
+  const listening: { close(): Promise<void> }[] = [];
 
   async function request(path: string, init: RequestInit & { key?: string } = {}): Promise<Answer> {
     const headers = new Headers(init.headers);
@@ -84,6 +103,26 @@ export async function createHarness(options: HarnessOptions = {}) {
     invoke(key: string | undefined, envelope: unknown, headers: Record<string, string> = {}) {
       return request('/v1', { method: 'POST', key, headers, body: JSON.stringify(envelope) });
     },
+    webSockets,
+    /**
+     * The app on a real listening server (HTTP and WebSocket) on a free port of 127.0.0.1; closed with
+     * the harness.
+     */
+    async listen() {
+      const { server, port } = await listen(app, { port: 0, hostname: '127.0.0.1', maxFrameBytes: bodyLimitBytes });
+      const handle = {
+        port,
+        url: `http://127.0.0.1:${port}`,
+        wsUrl: `ws://127.0.0.1:${port}/v1/ws`,
+        async close() {
+          await webSockets.drain(0);
+          server.closeAllConnections();
+          await new Promise<void>((resolve) => server.close(() => resolve()));
+        },
+      };
+      listening.push(handle);
+      return handle;
+    },
     /** A new user with a fresh API key. */
     async user(role: Role = 'standard_user', name?: string) {
       const { user, key } = await createUserWithKey(database.db, {
@@ -94,6 +133,7 @@ export async function createHarness(options: HarnessOptions = {}) {
       return { ...user, key };
     },
     async close() {
+      for (const server of listening) await server.close();
       await rateLimiter.close();
       await database.close();
     },

@@ -25,6 +25,12 @@ const CONFIG_VARS = [
   'REQUEST_TIMEOUT_MS',
   'SHUTDOWN_TIMEOUT_MS',
   'LOG_LEVEL',
+  'AI_PROVIDER',
+  'OPENAI_BASE_URL',
+  'OPENAI_API_KEY',
+  'AI_MODEL',
+  'AI_TIMEOUT_MS',
+  'GENERATE_RATE_LIMIT_PER_MINUTE',
 ];
 
 /** A free TCP port on loopback: listen on port 0, read it, close. */

@@ -1,33 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { jsonb } from '../../db/json.ts';
-import type { GoalRow } from '../../db/schema.ts';
 import { defineAction } from '../../rpc/action.ts';
-import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { decodeCursor, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
-import { checkMetric, computeProgress, serializeGoal, type Goal } from './model.ts';
-import { enforceActiveLimit, lockActiveScope } from './queries.ts';
-import { goalFields, goalStatuses } from './schemas.ts';
+import { generate } from './generate.ts';
+import { checkMetric, computeProgress, presentGoal as present, serializeGoal, type Goal } from './model.ts';
+import { activeLimitUpdate, enforceActiveLimit, findGoal, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
+import { completeRoadmap } from './roadmap-graph.ts';
+import { roadmapActions } from './roadmap.ts';
+import { goalCreateInput, goalFields, goalStatuses } from './schemas.ts';
 
 const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
-
-/** One goal, owned by the scope, or NOT_FOUND. One query. */
-async function findGoal(ctx: Context, id: string): Promise<GoalRow> {
-  const row = await ctx.db
-    .selectFrom('goals')
-    .selectAll()
-    .where('id', '=', id)
-    .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
-    .executeTakeFirst();
-  if (!row) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
-  return row;
-}
-
-async function present(ctx: Context, row: GoalRow): Promise<Goal & { owner?: Owner }> {
-  const [goal] = await withOwners(ctx, [row], (r) => serializeGoal(r, { withRoadmap: true }));
-  return goal!;
-}
 
 export const list = defineAction({
   summary: 'List goals',
@@ -51,21 +36,25 @@ export const list = defineAction({
           eb.or([eb('name', 'ilike', likePattern(input.search!)), eb('description', 'ilike', likePattern(input.search!))]),
         ),
       );
-    const [rows, total] = await Promise.all([
-      filtered
-        .selectAll()
-        .$if(after !== undefined, (qb) =>
-          qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
-        )
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(input.limit + 1)
-        .execute(),
-      filtered.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
-    ]);
+    // The page and the count of every match in one statement (one round trip, not two): the count is
+    // an uncorrelated subquery, which Postgres runs once. A page without rows carries no count; it is 0
+    // then, unless a cursor paged past the end, which asks for the count alone.
+    const count = filtered.select((eb) => eb.fn.countAll<string>().as('count'));
+    const rows = await filtered
+      .selectAll()
+      .select(count.as('total'))
+      .$if(after !== undefined, (qb) =>
+        qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
+      )
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(input.limit + 1)
+      .execute();
+    const total =
+      rows.length > 0 ? rows[0]!.total : after === undefined ? 0 : (await count.executeTakeFirstOrThrow()).count;
     const page = splitPage(rows, input.limit);
     const items = await withOwners(ctx, page.rows, (r) => serializeGoal(r, { withRoadmap: false }));
-    return { items, count: Number(total.count), next_cursor: page.next_cursor };
+    return { items, count: Number(total), next_cursor: page.next_cursor };
   },
 });
 
@@ -82,7 +71,7 @@ export const create = defineAction({
   description:
     'An active goal beyond the active limit of its agent (or of the owner, for goals without an agent) deactivates the oldest active one, atomically.',
   created: true,
-  input: goalFields.partial().required({ name: true }).strict(),
+  input: goalCreateInput,
   handler: async ({ input, ctx }) => {
     const ownerId = ctx.scope.actingUserId;
     const metric = {
@@ -95,29 +84,37 @@ export const create = defineAction({
     checkMetric(metric);
     const status = input.status ?? 'active';
     const agentId = input.agent_id ?? null;
+    const roadmap = input.roadmap ? completeRoadmap(input.roadmap) : null;
     const row = await ctx.db.transaction().execute(async (trx) => {
       await lockActiveScope(trx, ownerId, agentId);
-      const goal = await trx
+      const id = randomUUID();
+      const values = {
+        id,
+        owner_id: ownerId,
+        agent_id: agentId,
+        name: input.name,
+        description: input.description ?? null,
+        status,
+        priority: input.priority ?? null,
+        lead_fields: jsonb(input.lead_fields ?? []),
+        ...metric,
+        unit: input.unit ?? null,
+        target_date: input.target_date ? new Date(input.target_date) : null,
+        roadmap: roadmap === null ? null : jsonb(roadmap),
+        progress: computeProgress({ ...metric, status, roadmap }),
+      };
+      if (status !== 'active' || ctx.maxActiveGoals <= 0) {
+        return trx.insertInto('goals').values(values).returningAll().executeTakeFirstOrThrow();
+      }
+      // An active goal carries the active limit as a CTE of its INSERT: one round trip for both, sent
+      // after the scope lock is held, so it sees every goal committed in the scope. The CTE does not see
+      // the new row, and `keepId` (the new id) says the same. See activeLimitUpdate.
+      return trx
+        .with('deactivated', () => activeLimitUpdate(trx, { ownerId, agentId, keepId: id, limit: ctx.maxActiveGoals }))
         .insertInto('goals')
-        .values({
-          owner_id: ownerId,
-          agent_id: agentId,
-          name: input.name,
-          description: input.description ?? null,
-          status,
-          priority: input.priority ?? null,
-          lead_fields: jsonb(input.lead_fields ?? []),
-          ...metric,
-          unit: input.unit ?? null,
-          target_date: input.target_date ? new Date(input.target_date) : null,
-          progress: computeProgress({ ...metric, status, roadmap: null }),
-        })
+        .values(values)
         .returningAll()
         .executeTakeFirstOrThrow();
-      if (status === 'active') {
-        await enforceActiveLimit(trx, { ownerId, agentId, keepId: goal.id, limit: ctx.maxActiveGoals });
-      }
-      return goal;
     });
     return present(ctx, row);
   },
@@ -184,6 +181,8 @@ export const update = defineAction({
         agent_id: patch.agent_id !== undefined ? patch.agent_id : current.agent_id,
       };
       checkMetric(next);
+      const roadmap =
+        patch.roadmap === undefined ? current.roadmap : patch.roadmap === null ? null : completeRoadmap(patch.roadmap);
       const entersScope =
         next.status === 'active' && (current.status !== 'active' || next.agent_id !== current.agent_id);
       if ((entersScope || (patch.agent_id !== undefined && patch.agent_id !== null)) && lockedScope !== next.agent_id) {
@@ -200,13 +199,18 @@ export const update = defineAction({
           ...(patch.target_date !== undefined && {
             target_date: patch.target_date === null ? null : new Date(patch.target_date),
           }),
+          ...(patch.roadmap !== undefined && { roadmap: roadmap === null ? null : jsonb(roadmap) }),
           ...next,
-          progress: computeProgress({ ...next, roadmap: current.roadmap }),
+          progress: computeProgress({ ...next, roadmap }),
           updated_at: nowMs,
         })
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
+      // The goal row is locked (FOR UPDATE, stronger than the roadmap lock), so its items come after it.
+      if (patch.roadmap !== undefined) {
+        await syncItemsWithRoadmap(trx, { goalId: id, before: current.roadmap, after: roadmap });
+      }
       if (entersScope) {
         await enforceActiveLimit(trx, {
           ownerId: current.owner_id,
@@ -245,41 +249,50 @@ export const attach = defineAction({
   input: z.strictObject({ goalId: z.uuid(), agentId: z.uuid() }),
   handler: async ({ input, ctx }) => {
     return ctx.db.transaction().execute(async (trx) => {
-      const goal = await trx
+      // The goal and the agent, of one owner, locked in one statement. The goal FOR KEY SHARE: enough to
+      // keep it from being deleted, and unlike SHARE it does not block the active limit deactivating it
+      // (which would deadlock with a create holding the agent lock). The agent FOR NO KEY UPDATE: it
+      // serialises attaches to one agent, so `replaced_goal_id` is exact.
+      const locked = await trx
         .selectFrom('goals')
-        .select(['id', 'owner_id'])
-        .where('id', '=', input.goalId)
-        .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
-        // KEY SHARE is enough to keep the goal from being deleted, and unlike SHARE it does not block
-        // the active limit deactivating it (which would deadlock with a create holding the agent lock).
-        .forKeyShare()
+        .innerJoin('agents', (join) => join.on('agents.id', '=', input.agentId).onRef('agents.owner_id', '=', 'goals.owner_id'))
+        .select(['goals.id', 'goals.owner_id'])
+        .where('goals.id', '=', input.goalId)
+        .$if(ctx.scope.ownerId !== null, (qb) => qb.where('goals.owner_id', '=', ctx.scope.ownerId!))
+        .forKeyShare('goals')
+        .forNoKeyUpdate('agents')
         .executeTakeFirst();
-      if (!goal) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
-      // Locking the agent row serialises attaches to one agent, so `replaced_goal_id` is exact.
-      const agent = await trx
-        .selectFrom('agents')
-        .select('id')
-        .where('id', '=', input.agentId)
-        .where('owner_id', '=', goal.owner_id)
-        .forNoKeyUpdate()
-        .executeTakeFirst();
-      if (!agent) throw new AppError({ code: 'AGENT_NOT_FOUND' });
-      // Read after the lock, in its own statement: a statement that waited for the lock still sees
-      // the attachment as of its own snapshot (READ COMMITTED), i.e. before the previous attach.
-      const current = await trx
-        .selectFrom('agent_goal_attachments')
-        .select('goal_id')
-        .where('agent_id', '=', input.agentId)
-        .executeTakeFirst();
+      if (!locked) {
+        // Which one is missing (or someone else's), for the error code only.
+        const goal = await trx
+          .selectFrom('goals')
+          .select('id')
+          .where('id', '=', input.goalId)
+          .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+          .executeTakeFirst();
+        if (!goal) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+        throw new AppError({ code: 'AGENT_NOT_FOUND' });
+      }
+      // The attachment it replaces is read by the statement that writes, sent once the agent lock is
+      // held: its snapshot then holds the previous attach. (A statement that waited for the lock itself
+      // would still see the attachment as of its own start, READ COMMITTED.)
       const attachment = await trx
+        .with('previous', (db) =>
+          db.selectFrom('agent_goal_attachments').select('goal_id').where('agent_id', '=', input.agentId),
+        )
         .insertInto('agent_goal_attachments')
-        .values({ agent_id: input.agentId, goal_id: input.goalId, owner_id: goal.owner_id })
+        .values({ agent_id: input.agentId, goal_id: input.goalId, owner_id: locked.owner_id })
         .onConflict((oc) =>
           oc.column('agent_id').doUpdateSet({ goal_id: input.goalId, attached_at: nowMs }),
         )
-        .returning(['agent_id', 'goal_id', 'attached_at'])
+        .returning((eb) => [
+          'agent_id',
+          'goal_id',
+          'attached_at',
+          eb.selectFrom('previous').select('goal_id').as('previous_goal_id'),
+        ])
         .executeTakeFirstOrThrow();
-      const previous = current?.goal_id ?? null;
+      const previous = attachment.previous_goal_id ?? null;
       return {
         agent_id: attachment.agent_id,
         goal_id: attachment.goal_id,
@@ -320,5 +333,5 @@ export const detach = defineAction({
   },
 });
 
-/** The goals resource. `generate`, `generate-roadmap`, `update-node` and `convert-nodes` join it later. */
-export const goalActions = { list, get, create, update, delete: remove, attach, detach };
+/** The goals resource: CRUD, attachment, the roadmap actions, and `generate` (src/resources/goals/generate.ts). */
+export const goalActions = { list, get, create, update, delete: remove, attach, detach, ...roadmapActions, generate };

@@ -1,6 +1,7 @@
 import type { GoalRow, GoalType, Roadmap } from '../../db/schema.ts';
+import type { Context } from '../../rpc/context.ts';
 import { AppError, type IssueDetail } from '../../rpc/errors.ts';
-import { iso } from '../shared.ts';
+import { iso, withOwners, type Owner } from '../shared.ts';
 
 /** The goal object of the API. `roadmap` only when `withRoadmap` (get, not list). */
 export function serializeGoal(row: GoalRow, options: { withRoadmap: boolean }) {
@@ -24,10 +25,29 @@ export function serializeGoal(row: GoalRow, options: { withRoadmap: boolean }) {
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };
-  return options.withRoadmap ? { ...goal, roadmap: row.roadmap ?? null } : goal;
+  return options.withRoadmap ? { ...goal, roadmap: row.roadmap ? inWrittenOrder(row.roadmap) : null } : goal;
 }
 
 export type Goal = ReturnType<typeof serializeGoal>;
+
+/** jsonb keeps keys in its own order; answers list them as the API documents them. */
+function inWrittenOrder(roadmap: Roadmap): Roadmap {
+  return {
+    nodes: roadmap.nodes.map((n) => ({
+      id: n.id,
+      label: n.label,
+      completed: n.completed,
+      position: { x: n.position.x, y: n.position.y },
+    })),
+    edges: roadmap.edges.map((e) => ({ id: e.id, source: e.source, target: e.target })),
+  };
+}
+
+/** A goal as an action answers it: with its roadmap, and `owner` in admin mode. */
+export async function presentGoal(ctx: Context, row: GoalRow): Promise<Goal & { owner?: Owner }> {
+  const [goal] = await withOwners(ctx, [row], (r) => serializeGoal(r, { withRoadmap: true }));
+  return goal!;
+}
 
 export interface MetricState {
   goal_type: GoalType;

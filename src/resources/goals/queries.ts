@@ -1,8 +1,72 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database } from '../../db/schema.ts';
+import type { Database, GoalRow, Roadmap } from '../../db/schema.ts';
+import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
+import { syncReminders } from '../action-items/reminders.ts';
+import { lockGoals, setLinkedItemsCompleted } from '../action-items/node-sync.ts';
+import { changedCompletions } from './roadmap-graph.ts';
 
 type Q = Kysely<Database> | Transaction<Database>;
+
+const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
+
+export const goalNotFound = () => new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+
+/** One goal, owned by the scope, or NOT_FOUND. One query. */
+export async function findGoal(ctx: Context, id: string): Promise<GoalRow> {
+  const row = await ctx.db
+    .selectFrom('goals')
+    .selectAll()
+    .where('id', '=', id)
+    .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+    .executeTakeFirst();
+  if (!row) throw goalNotFound();
+  return row;
+}
+
+/**
+ * Locks a goal of the scope for a roadmap write (`lockGoals(..., 'roadmap')`, the lock every writer of a
+ * roadmap takes before the goal's items) and answers it as of the lock, or NOT_FOUND. In admin mode the
+ * owner is read first, without a lock, because `lockGoals` checks ownership in its own query.
+ */
+export async function lockGoalForRoadmap(trx: Transaction<Database>, ctx: Context, id: string): Promise<GoalRow> {
+  let ownerId = ctx.scope.ownerId;
+  if (ownerId === null) {
+    const seen = await trx.selectFrom('goals').select('owner_id').where('id', '=', id).executeTakeFirst();
+    if (!seen) throw goalNotFound();
+    ownerId = seen.owner_id;
+  }
+  const goal = (await lockGoals(trx, { ownerId, goalIds: [id], lock: 'roadmap' })).get(id);
+  if (!goal) throw goalNotFound();
+  return goal;
+}
+
+/**
+ * Keeps a goal's action items in step with a roadmap that replaced `before`, in the transaction that
+ * wrote it, with the goal row locked: items linked to a node the new roadmap no longer has are unlinked
+ * from the node (they keep the goal); items of a node whose `completed` the new roadmap changed are
+ * completed or reopened with it, as `update-node` does. `relinkAll` (a generated roadmap, whose nodes are
+ * new milestones even where an id repeats) unlinks every item from the old nodes.
+ */
+export async function syncItemsWithRoadmap(
+  trx: Transaction<Database>,
+  options: { goalId: string; before: Roadmap | null; after: Roadmap | null; relinkAll?: boolean },
+): Promise<void> {
+  const kept = options.relinkAll ? [] : (options.after?.nodes ?? []).map((node) => node.id);
+  const unlinked = await trx
+    .updateTable('action_items')
+    .set({ roadmap_node_id: null, updated_at: nowMs })
+    .where('goal_id', '=', options.goalId)
+    .where('roadmap_node_id', 'is not', null)
+    .$if(kept.length > 0, (qb) => qb.where('roadmap_node_id', 'not in', kept))
+    .returningAll()
+    .execute();
+  await syncReminders(trx, unlinked.map((item) => ({ kind: 'saved' as const, item })));
+  if (options.relinkAll) return;
+  const { completed, reopened } = changedCompletions(options.before, options.after);
+  await setLinkedItemsCompleted(trx, { goalId: options.goalId, nodeIds: completed, completed: true });
+  await setLinkedItemsCompleted(trx, { goalId: options.goalId, nodeIds: reopened, completed: false });
+}
 
 /**
  * Serialises writes to one active-limit scope (an agent, or an owner's agent-less goals) by locking
@@ -33,33 +97,46 @@ export async function enforceActiveLimit(
   options: { ownerId: string; agentId: string | null; keepId: string | null; limit: number },
 ): Promise<string[]> {
   if (options.limit <= 0) return [];
-  const rows = await trx
-    .updateTable('goals')
-    .set({ status: 'inactive', updated_at: sql`date_trunc('milliseconds', now())` })
-    // Status and scope are checked again on the row itself: a goal completed or moved to another
-    // agent concurrently, after the subquery chose it, is re-read once its row lock is released and
-    // must not be overwritten to inactive.
-    .where('status', '=', 'active')
-    .where((eb) => (options.agentId === null ? eb('agent_id', 'is', null) : eb('agent_id', '=', options.agentId)))
-    .where(
-      'id',
-      'in',
-      trx
-        .selectFrom('goals')
-        .select('id')
-        .where('owner_id', '=', options.ownerId)
-        .where((eb) =>
-          options.agentId === null ? eb('agent_id', 'is', null) : eb('agent_id', '=', options.agentId),
-        )
-        .where('status', '=', 'active')
-        .$if(options.keepId !== null, (qb) => qb.where('id', '!=', options.keepId!))
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .offset(options.keepId !== null ? options.limit - 1 : options.limit),
-    )
-    .returning('id')
-    .execute();
+  const rows = await activeLimitUpdate(trx, options).execute();
   return rows.map((r) => r.id);
+}
+
+/**
+ * The statement of `enforceActiveLimit`, not run (`limit > 0`). `goals.create` runs it as a CTE of the
+ * INSERT of goal `keepId`, one round trip instead of two: the CTE does not see the new row (one
+ * snapshot), and keeps the `limit - 1` newest others active, as `enforceActiveLimit` does after it.
+ */
+export function activeLimitUpdate(
+  trx: Transaction<Database>,
+  options: { ownerId: string; agentId: string | null; keepId: string | null; limit: number },
+) {
+  return (
+    trx
+      .updateTable('goals')
+      .set({ status: 'inactive', updated_at: sql`date_trunc('milliseconds', now())` })
+      // Status and scope are checked again on the row itself: a goal completed or moved to another
+      // agent concurrently, after the subquery chose it, is re-read once its row lock is released and
+      // must not be overwritten to inactive.
+      .where('status', '=', 'active')
+      .where((eb) => (options.agentId === null ? eb('agent_id', 'is', null) : eb('agent_id', '=', options.agentId)))
+      .where(
+        'id',
+        'in',
+        trx
+          .selectFrom('goals')
+          .select('id')
+          .where('owner_id', '=', options.ownerId)
+          .where((eb) =>
+            options.agentId === null ? eb('agent_id', 'is', null) : eb('agent_id', '=', options.agentId),
+          )
+          .where('status', '=', 'active')
+          .$if(options.keepId !== null, (qb) => qb.where('id', '!=', options.keepId!))
+          .orderBy('created_at', 'desc')
+          .orderBy('id', 'desc')
+          .offset(options.keepId !== null ? options.limit - 1 : options.limit),
+      )
+      .returning('id')
+  );
 }
 
 export type { Q };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { roadmapSchema } from './roadmap-graph.ts';
 
 export const leadFieldTypes = ['text', 'email', 'phone', 'number', 'date', 'datetime', 'boolean', 'select', 'url'] as const;
 export const goalStatuses = ['active', 'inactive', 'completed', 'abandoned'] as const;
@@ -44,7 +45,7 @@ export const leadFields = z
     });
   });
 
-/** The fields a client writes, shared by create and update (and by `generate`'s suggestion, later). */
+/** The fields a client writes, shared by create and update (and by `generate`'s suggestion). */
 export const goalWritableFields = {
   name: z.string().trim().min(1).max(500),
   description: z.string().max(5000).nullable(),
@@ -59,7 +60,23 @@ export const goalWritableFields = {
   max_value: metricNumber,
   unit: z.string().max(50).nullable(),
   target_date: z.iso.datetime({ offset: true }).nullable(),
+  roadmap: roadmapSchema
+    .nullable()
+    .describe('A graph of milestones (a DAG); progress becomes the share of completed nodes. null removes it.'),
 };
 
 export const goalFields = z.object(goalWritableFields);
 export type GoalFields = z.output<typeof goalFields>;
+
+/** What `goals.create` accepts: any writable field, `name` required, nothing else. */
+export const goalCreateInput = goalFields.partial().required({ name: true }).strict();
+
+/**
+ * What `goals.generate` suggests: the part of the create input an AI may decide (never the agent, the
+ * status or the current value), with `lead_fields` always present. It is a narrowing of
+ * `goalCreateInput`, so a valid suggestion is a valid create input as it stands.
+ */
+export const goalSuggestion = goalCreateInput
+  .pick({ name: true, description: true, lead_fields: true, goal_type: true, target_value: true, min_value: true, max_value: true, unit: true })
+  .required({ lead_fields: true });
+export type GoalSuggestion = z.output<typeof goalSuggestion>;

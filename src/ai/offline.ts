@@ -1,0 +1,55 @@
+import { AppError } from '../rpc/errors.ts';
+import { GENERATION_TEMPERATURE, validateRoadmapSuggestion, validateSuggestion, type AiProvider } from './provider.ts';
+import { recognise } from './recognise.ts';
+import { planRoadmap } from './roadmap-rules.ts';
+
+/** Bumped whenever the rules change what they answer, so a suggestion says which rules made it. */
+export const OFFLINE_MODEL = 'goalpost-rules-1';
+
+/**
+ * The embedded default: reads the description with rules (src/ai/recognise.ts), offline and
+ * deterministic — the same description always gives the same suggestion. It reports the spec's
+ * temperature for a uniform answer, though rules have none to apply. Progress: one event per stage.
+ *
+ * @example const provider = createOfflineProvider();
+ */
+export function createOfflineProvider(): AiProvider {
+  return {
+    name: 'offline',
+    model: OFFLINE_MODEL,
+    temperature: GENERATION_TEMPERATURE,
+    async suggestGoal(request, options) {
+      const stop = () => {
+        if (options.signal.aborted) throw new AppError({ code: 'UPSTREAM_ERROR', message: 'Generation was cancelled' });
+      };
+      stop();
+      options.onProgress({ stage: 'reading', provider: 'offline', model: OFFLINE_MODEL, characters: request.description.length });
+      const found = recognise(request.description);
+      stop();
+      options.onProgress({
+        stage: 'fields',
+        fields: found.fields.map((field) => ({ key: field.key, type: field.type, required: field.required })),
+      });
+      options.onProgress({ stage: 'metric', metric: found.metric });
+      const candidate = {
+        name: found.name,
+        description: request.description.trim().slice(0, 5000),
+        lead_fields: found.fields,
+        ...(found.metric ?? {}),
+      };
+      // The rules are meant to answer valid suggestions only; one that is not is our bug (500), not the caller's.
+      const suggestion = validateSuggestion(candidate, 'INTERNAL_ERROR');
+      options.onProgress({ stage: 'validated', name: suggestion.name });
+      return suggestion;
+    },
+    /** Milestones from the goal's own fields by rules (src/ai/roadmap-rules.ts); deterministic. */
+    async suggestRoadmap(request, options) {
+      if (options.signal.aborted) throw new AppError({ code: 'UPSTREAM_ERROR', message: 'Generation was cancelled' });
+      options.onProgress({ stage: 'planning', provider: 'offline', model: OFFLINE_MODEL });
+      // As for goals: the rules answer valid roadmaps only, so an invalid one is our bug (500).
+      const suggestion = validateRoadmapSuggestion(planRoadmap(request.goal, request.instructions), 'INTERNAL_ERROR');
+      options.onProgress({ stage: 'milestones', milestones: suggestion.milestones.map((m) => ({ id: m.id, label: m.label })) });
+      return suggestion;
+    },
+  };
+}
