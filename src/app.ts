@@ -147,7 +147,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const body = await readJson(c);
     // The body names an action of this resource: it is an envelope without `resource`.
     if (isObject(body) && typeof body.action === 'string' && isActionOf(resource, body.action)) {
-      return invoke(c, { resource, ...body });
+      // The path names the resource; a `resource` in the body cannot override it.
+      return invoke(c, { ...body, resource });
     }
     return invoke(c, { resource, action: 'create', data: body });
   });

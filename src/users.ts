@@ -11,6 +11,14 @@ export async function createUserWithKey(
   db: Kysely<Database>,
   options: { email: string; name?: string | null; role?: Role; keyName?: string },
 ): Promise<{ user: User; key: string }> {
+  // One transaction: a user is never left without the key that was to be printed for them.
+  return db.transaction().execute(async (trx) => insertUserWithKey(trx, options));
+}
+
+async function insertUserWithKey(
+  db: Kysely<Database>,
+  options: { email: string; name?: string | null; role?: Role; keyName?: string },
+): Promise<{ user: User; key: string }> {
   const existing = await db
     .selectFrom('users')
     .select('id')

@@ -153,6 +153,22 @@ describe('goals.attach racing the active limit', () => {
   });
 });
 
+describe('goals.attach racing goals.update', () => {
+  it('attaching a goal while it is reactivated into the same agent: both succeed, no deadlock', async () => {
+    const alice = await h.user();
+    for (let round = 0; round < 10; round++) {
+      const agent = await newAgent(alice.key);
+      const goal = await newGoal(alice.key, { agent_id: agent.id });
+      const [attached, updated] = await Promise.all([
+        attach(alice.key, goal.id, agent.id),
+        h.invoke(alice.key, { resource: 'goals', action: 'update', id: goal.id, data: { status: 'active' } }),
+      ]);
+      expect(attached.status, JSON.stringify(attached.body)).toBe(200);
+      expect(updated.status, JSON.stringify(updated.body)).toBe(200);
+    }
+  });
+});
+
 describe('goals.detach', () => {
   it('detaches, then answers detached: false the second time', async () => {
     const alice = await h.user();

@@ -431,6 +431,23 @@ describe('roles', () => {
     expectError(nobody, 'NOT_FOUND', 404);
   });
 
+  it('internal_admin acting as a user lists their keys but cannot mint or revoke them', async () => {
+    const admin = await h.user('internal_admin');
+    const bob = await h.user();
+    const listed = await h.invoke(admin.key, { resource: 'api-keys', action: 'list', data: { userId: bob.id } });
+    expect(listed.status).toBe(200);
+    expect(listed.body.data.count).toBe(1);
+    const minted = await h.invoke(admin.key, { resource: 'api-keys', action: 'create', data: { userId: bob.id, name: 'x' } });
+    expectError(minted, 'FORBIDDEN', 403);
+    const keyId = listed.body.data.items[0].id;
+    const revoked = await h.invoke(admin.key, { resource: 'api-keys', action: 'delete', id: keyId, data: { userId: bob.id } });
+    expectError(revoked, 'FORBIDDEN', 403);
+    const rows = await h.db.selectFrom('api_keys').select(['id', 'revoked_at']).where('user_id', '=', bob.id).execute();
+    expect(rows).toEqual([{ id: keyId, revoked_at: null }]);
+    const adminOwn = await h.invoke(admin.key, { resource: 'api-keys', action: 'list', data: { adminMode: true } });
+    expect(adminOwn.body.data.items.every((k: { id: string }) => k.id !== keyId)).toBe(true);
+  });
+
   it('anyone but internal_admin passing adminMode or userId is FORBIDDEN', async () => {
     const alice = await h.user();
     const bob = await h.user();
@@ -441,6 +458,9 @@ describe('roles', () => {
       expect(expectError(admin, 'FORBIDDEN', 403).message).toMatch(/internal_admin/);
       const actAs = await h.invoke(user.key, { resource: 'goals', action: 'list', data: { userId: bob.id } });
       expectError(actAs, 'FORBIDDEN', 403);
+      // Passing the field at all is for admins, even to say no.
+      const off = await h.invoke(user.key, { resource: 'goals', action: 'list', data: { adminMode: false } });
+      expectError(off, 'FORBIDDEN', 403);
     }
     const write = await h.invoke(alice.key, { resource: 'goals', action: 'create', data: { userId: bob.id, name: 'Sneaky' } });
     expectError(write, 'FORBIDDEN', 403);

@@ -128,6 +128,28 @@ describe('goals CRUD', () => {
   });
 });
 
+describe('dates out of range', () => {
+  it('refuses years Postgres cannot store or JavaScript cannot read back, as VALIDATION_ERROR', async () => {
+    const alice = await h.user();
+    for (const target_date of ['0000-01-01T00:00:00Z', '0050-06-01T00:00:00Z', '0001-01-01T00:00:00+01:00']) {
+      const res = await create(alice.key, { name: 'A', target_date });
+      expect(expectError(res, 'VALIDATION_ERROR', 400)).toMatchObject({ details: [{ path: ['data', 'target_date'] }] });
+    }
+    const ok = await create(alice.key, { name: 'A', target_date: '1999-12-31T23:00:00-01:00' });
+    expect(ok.body.data.target_date).toBe('2000-01-01T00:00:00.000Z');
+    const item = await h.invoke(alice.key, { resource: 'action-items', action: 'create', data: { description: 'x', due_at: '0000-01-01T00:00:00Z' } });
+    expectError(item, 'VALIDATION_ERROR', 400);
+  });
+
+  it('refuses a crafted cursor with a year 0 or 10000 timestamp', async () => {
+    const alice = await h.user();
+    for (const iso of ['0000-01-01T00:00:00.000Z', '+010000-01-01T00:00:00.000Z']) {
+      const cursor = Buffer.from(`${iso}|${crypto.randomUUID()}`).toString('base64url');
+      expectError(await h.invoke(alice.key, { resource: 'goals', action: 'list', data: { cursor } }), 'VALIDATION_ERROR', 400);
+    }
+  });
+});
+
 describe('goals.list', () => {
   it('pages newest first with a cursor and counts every match', async () => {
     const alice = await h.user();

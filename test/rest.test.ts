@@ -166,6 +166,15 @@ describe('REST routes answer like the invoke body', () => {
     }
   });
 
+  it('POST /v1/:resource with an envelope body: the path names the resource, a body `resource` cannot override it', async () => {
+    const alice = await h.user();
+    await seed(alice.key);
+    const res = await rest(alice.key, 'POST', '/v1/goals', { resource: 'agents', action: 'list', data: { limit: 2 } });
+    expect(res.status).toBe(200);
+    expect(res.body.data.count).toBe(4);
+    expect(res.body.data.items[0]).toHaveProperty('goal_type');
+  });
+
   it('POST /v1/{resource}/{action} takes {id?, data?} and nothing else, for any action', async () => {
     const alice = await h.user();
     const [goal] = await seed(alice.key);

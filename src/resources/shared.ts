@@ -3,6 +3,21 @@ import type { Db } from '../db/client.ts';
 import type { Context } from '../rpc/context.ts';
 import { AppError } from '../rpc/errors.ts';
 
+/**
+ * An ISO 8601 datetime with an offset, in years 1000–9999. Postgres refuses year 0 (a 500 otherwise),
+ * and JavaScript reads years below 100 back as 19xx, so such dates could not round-trip.
+ *
+ * @example due_at: isoDateTime().nullable()
+ */
+export const isoDateTime = () =>
+  z.iso.datetime({ offset: true }).refine(
+    (value) => {
+      const year = new Date(value).getUTCFullYear();
+      return year >= 1000 && year <= 9999;
+    },
+    { message: 'must be a date between the years 1000 and 9999' },
+  );
+
 /** For a refinement that only makes sense once the object itself is valid (no spurious second issue). */
 export const onlyIfValid = (payload: { issues: unknown[] }) => payload.issues.length === 0;
 
@@ -33,7 +48,10 @@ export function decodeCursor(cursor: string | undefined): CursorPosition | undef
   if (cursor === undefined) return undefined;
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
-  if (!id || Number.isNaN(createdAt.getTime()) || !z.uuid().safeParse(id).success) {
+  // Only what encodeCursor writes: anything else (a crafted year 0 or 10000) is refused here, not by Postgres.
+  const year = createdAt.getUTCFullYear();
+  const issued = !Number.isNaN(createdAt.getTime()) && createdAt.toISOString() === iso && year >= 1000 && year <= 9999;
+  if (!id || !issued || !z.uuid().safeParse(id).success) {
     throw new AppError({
       code: 'VALIDATION_ERROR',
       message: 'data.cursor: not a cursor this API issued',

@@ -147,11 +147,13 @@ export async function prepare(deps: DispatchDeps, principal: Principal, body: un
 }
 
 async function resolveScope(db: Db, principal: Principal, admin: z.output<typeof adminFields>): Promise<Scope> {
-  const wantsAdmin = admin.adminMode === true || admin.userId !== undefined;
-  if (!wantsAdmin) return { ownerId: principal.userId, actingUserId: principal.userId, admin: false };
+  const own: Scope = { ownerId: principal.userId, actingUserId: principal.userId, admin: false };
+  if (admin.adminMode === undefined && admin.userId === undefined) return own;
+  // Passing either field at all (even `adminMode: false`) is for admins only.
   if (principal.role !== 'internal_admin') {
     throw new AppError({ code: 'FORBIDDEN', message: 'adminMode and userId need the internal_admin role' });
   }
+  if (admin.adminMode !== true && admin.userId === undefined) return own;
   if (admin.userId !== undefined) {
     const user = await db.selectFrom('users').select('id').where('id', '=', admin.userId).executeTakeFirst();
     if (!user) throw new AppError({ code: 'NOT_FOUND', message: 'data.userId: no such user' });

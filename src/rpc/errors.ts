@@ -138,6 +138,11 @@ export function toAppError(error: unknown): AppError {
     }
     // character_not_in_repertoire (text) / untranslatable_character (jsonb): client text that Postgres
     // cannot store, the NUL character U+0000.
+    // invalid_datetime_format / datetime_field_overflow / invalid_time_zone_displacement_value: the
+    // schemas bound dates, this is the net under them.
+    if (code === '22007' || code === '22008' || code === '22009') {
+      return new AppError({ code: 'VALIDATION_ERROR', message: 'A date is out of the range Postgres can store', cause: error });
+    }
     if (code === '22021' || code === '22P05') {
       return new AppError({
         code: 'VALIDATION_ERROR',

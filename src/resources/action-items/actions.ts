@@ -4,7 +4,7 @@ import type { ActionItemRow, GoalRow } from '../../db/schema.ts';
 import { defineAction } from '../../rpc/action.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, onlyIfValid, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
+import { decodeCursor, isoDateTime, onlyIfValid, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
 import { serializeActionItem, type ActionItem } from './model.ts';
 import { lockGoals, roadmapNodeIds, setRoadmapNodesCompleted, type GoalLock } from './node-sync.ts';
 import { createActionItems, goalNotFound, unknownNodes, type NewItemInput } from './queries.ts';
@@ -12,7 +12,7 @@ import { syncReminders } from './reminders.ts';
 
 const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
 
-const datetime = z.iso.datetime({ offset: true });
+const datetime = isoDateTime();
 
 /** The fields a client writes, shared by create, batch-create and update. */
 const itemFields = z.object({
@@ -205,7 +205,13 @@ export const update = defineAction({
       const first = goalLockFor(seen, patch);
       let goal = first ? await lockGoal(first) : undefined;
 
-      const current = await trx.selectFrom('action_items').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+      const current = await trx
+        .selectFrom('action_items')
+        .selectAll()
+        .where('id', '=', id)
+        .where('owner_id', '=', seen.owner_id)
+        .forUpdate()
+        .executeTakeFirst();
       if (!current) throw notFound();
       // Relinked (or its goal deleted) between the two reads: lock what the item is linked to now
       // (out of the usual order, but only in that race).
@@ -256,6 +262,7 @@ export const update = defineAction({
           updated_at: nowMs,
         })
         .where('id', '=', id)
+        .where('owner_id', '=', current.owner_id)
         .returningAll()
         .executeTakeFirstOrThrow();
       if (completedChanged && link.nodeId !== null) {

@@ -165,7 +165,12 @@ export const remove = defineAction({
         .executeTakeFirst();
       if (!agent) throw notFound();
       await lockActiveScope(trx, agent.owner_id, null);
-      const row = await trx.deleteFrom('agents').where('id', '=', id).returning('id').executeTakeFirst();
+      const row = await trx
+        .deleteFrom('agents')
+        .where('id', '=', id)
+        .where('owner_id', '=', agent.owner_id)
+        .returning('id')
+        .executeTakeFirst();
       if (!row) throw notFound();
       await enforceActiveLimit(trx, { ownerId: agent.owner_id, agentId: null, keepId: null, limit: ctx.maxActiveGoals });
       return { id: row.id, deleted: true as const };

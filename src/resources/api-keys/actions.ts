@@ -23,6 +23,16 @@ export type ApiKey = ReturnType<typeof serializeApiKey>;
 /** API keys belong to the acting user; admin mode across accounts does not list other users' keys. */
 const ownerOf = (ctx: Context) => ctx.scope.actingUserId;
 
+/**
+ * A key is a lasting credential: an admin acting as someone (`data.userId`) may list their keys but
+ * not mint or revoke them — that is the user's own act (or the CLI's).
+ */
+function ownKeysOnly(ctx: Context) {
+  if (ctx.scope.actingUserId !== ctx.principal.userId) {
+    throw new AppError({ code: 'FORBIDDEN', message: "API keys are created and revoked by their owner, not as another user" });
+  }
+}
+
 export const list = defineAction({
   summary: 'List API keys',
   description: 'Your keys, newest first, revoked ones included. The key itself is never shown again.',
@@ -54,6 +64,7 @@ export const create = defineAction({
   created: true,
   input: z.strictObject({ name: z.string().trim().min(1).max(100).default('API key') }),
   handler: async ({ input, ctx }) => {
+    ownKeysOnly(ctx);
     const { row, key } = await createApiKey(ctx.db, { userId: ownerOf(ctx), name: input.name });
     return { ...serializeApiKey(row), key };
   },
@@ -66,6 +77,7 @@ export const remove = defineAction({
   id: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
+    ownKeysOnly(ctx);
     const row = await ctx.db
       .updateTable('api_keys')
       .set({ revoked_at: sql`coalesce(revoked_at, date_trunc('milliseconds', now()))` })

@@ -10,7 +10,10 @@ export const MAX_ACTIVE_KEYS = 5;
  * concurrent creates cannot pass the limit together. Returns the row and the key, shown only now.
  */
 export async function createApiKey(db: Kysely<Database>, options: { userId: string; name: string }) {
-  return db.transaction().execute(async (trx) => {
+  // Joins the caller's transaction when there is one (a user created with their first key).
+  const inTransaction = <T>(work: (trx: Kysely<Database>) => Promise<T>) =>
+    db.isTransaction ? work(db) : db.transaction().execute(work);
+  return inTransaction(async (trx) => {
     const user = await trx.selectFrom('users').select('id').where('id', '=', options.userId).forNoKeyUpdate().executeTakeFirst();
     if (!user) throw new AppError({ code: 'NOT_FOUND', message: 'User not found' });
     const { active } = await trx

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { jsonb } from '../../db/json.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
+import { decodeCursor, isoDateTime, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
 import { generate } from './generate.ts';
 import { checkMetric, computeProgress, presentGoal as present, serializeGoal, type Goal } from './model.ts';
 import { activeLimitUpdate, enforceActiveLimit, findGoal, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
@@ -128,8 +128,7 @@ export const update = defineAction({
   input: goalFields
     .partial()
     .extend({
-      expected_updated_at: z.iso
-        .datetime({ offset: true })
+      expected_updated_at: isoDateTime()
         .optional()
         .describe('Fail with CONFLICT unless the goal still has this updated_at.'),
     })
@@ -161,7 +160,9 @@ export const update = defineAction({
         .selectAll()
         .where('id', '=', id)
         .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
-        .forUpdate()
+        // NO KEY UPDATE, not UPDATE: no key changes, and FOR UPDATE would conflict with the KEY SHARE an
+        // attach takes on the goal while holding its agent — a deadlock with this update's agent lock.
+        .forNoKeyUpdate()
         .executeTakeFirst();
       if (!current) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
       if (expected !== undefined && new Date(expected).getTime() !== current.updated_at.getTime()) {
@@ -205,9 +206,10 @@ export const update = defineAction({
           updated_at: nowMs,
         })
         .where('id', '=', id)
+        .where('owner_id', '=', current.owner_id)
         .returningAll()
         .executeTakeFirstOrThrow();
-      // The goal row is locked (FOR UPDATE, stronger than the roadmap lock), so its items come after it.
+      // The goal row is locked (FOR NO KEY UPDATE, as the roadmap writers lock it), so its items come after it.
       if (patch.roadmap !== undefined) {
         await syncItemsWithRoadmap(trx, { goalId: id, before: current.roadmap, after: roadmap });
       }
@@ -322,6 +324,7 @@ export const detach = defineAction({
     const removed = await ctx.db
       .deleteFrom('agent_goal_attachments')
       .where('agent_id', '=', input.agentId)
+      .where('owner_id', '=', agent.owner_id)
       .$if(input.goalId !== undefined, (qb) => qb.where('goal_id', '=', input.goalId!))
       .returning('goal_id')
       .executeTakeFirst();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoDateTime } from '../shared.ts';
 import { roadmapSchema } from './roadmap-graph.ts';
 
 export const leadFieldTypes = ['text', 'email', 'phone', 'number', 'date', 'datetime', 'boolean', 'select', 'url'] as const;
@@ -59,7 +60,7 @@ export const goalWritableFields = {
   min_value: metricNumber,
   max_value: metricNumber,
   unit: z.string().max(50).nullable(),
-  target_date: z.iso.datetime({ offset: true }).nullable(),
+  target_date: isoDateTime().nullable(),
   roadmap: roadmapSchema
     .nullable()
     .describe('A graph of milestones (a DAG); progress becomes the share of completed nodes. null removes it.'),
