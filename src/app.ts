@@ -17,7 +17,7 @@ import type { Db } from './db/client.ts';
 import type { Logger } from './logger.ts';
 import type { Principal } from './rpc/context.ts';
 import { adminFields, lookupAction, prepare, type PreparedCall } from './rpc/dispatch.ts';
-import { AppError, errorEnvelope, toAppError } from './rpc/errors.ts';
+import { AppError, errorEnvelope, logFailure, toAppError } from './rpc/errors.ts';
 import { buildOpenApi } from './rpc/openapi.ts';
 import { createWebSocketHub, webSocketRoute, type WebSocketHub } from './websocket.ts';
 
@@ -178,7 +178,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.onError((error, c) => {
     const appError = toAppError(error);
-    logFailure(deps.logger, c, appError, error);
+    logFailure(deps.logger, { message: 'request failed', appError, thrown: error, fields: requestFields(c) });
     for (const [name, value] of Object.entries(appError.headers ?? {})) c.header(name, value);
     return c.json(errorEnvelope(appError, c.get('requestId')), appError.status);
   });
@@ -186,20 +186,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   return app;
 }
 
-export { errorEnvelope };
-
-/** 5xx are bugs or outages: the log gets the cause and stack with the request id; the client neither. */
-function logFailure(logger: Logger, c: HonoContext<Env>, appError: AppError, thrown: unknown) {
-  if (appError.status < 500) return;
-  const cause = appError.cause ?? thrown;
-  logger.error('request failed', {
-    request_id: c.get('requestId'),
-    code: appError.code,
-    method: c.req.method,
-    path: c.req.path,
-    error: cause instanceof Error ? cause.message : String(cause),
-    stack: cause instanceof Error ? cause.stack : undefined,
-  });
+/** What the log says about the request that failed (with `logFailure`). */
+function requestFields(c: HonoContext<Env>) {
+  return { request_id: c.get('requestId'), method: c.req.method, path: c.req.path };
 }
 
 function wantsEventStream(c: HonoContext<Env>): boolean {
@@ -228,7 +217,7 @@ function streamCall(c: HonoContext<Env>, call: PreparedCall, logger: Logger) {
     } catch (error) {
       if (controller.signal.aborted) return;
       const appError = toAppError(error);
-      logFailure(logger, c, appError, error);
+      logFailure(logger, { message: 'request failed', appError, thrown: error, fields: requestFields(c) });
       await send('error', errorEnvelope(appError, requestId));
     }
   });

@@ -8,7 +8,7 @@ import type { RateLimiter, RateLimitVerdict } from './auth/rate-limit.ts';
 import type { Logger } from './logger.ts';
 import type { Principal } from './rpc/context.ts';
 import { prepare, type DispatchDeps } from './rpc/dispatch.ts';
-import { AppError, errorEnvelope, toAppError, validationError } from './rpc/errors.ts';
+import { AppError, errorEnvelope, logFailure, toAppError, validationError } from './rpc/errors.ts';
 
 // The invoke protocol over one WebSocket (`GET /v1/ws`). After authenticating — the upgrade's
 // `Authorization`/`X-API-Key` header, or a first `{"type":"auth","token":…}` frame — a client sends
@@ -258,7 +258,12 @@ async function onFrame(deps: WebSocketDeps, session: Session, raw: unknown): Pro
   } catch (error) {
     if (controller.signal.aborted) return;
     const appError = toAppError(error);
-    if (appError.status >= 500) logFailure(deps.logger, appError, error, { ...frame, server_request_id: serverRequestId });
+    logFailure(deps.logger, {
+      message: 'websocket request failed',
+      appError,
+      thrown: error,
+      fields: { request_id: serverRequestId, client_request_id: frame.request_id, resource: frame.resource, action: frame.action },
+    });
     result(appError, verdict ?? rateLimitOf(appError));
   } finally {
     session.inFlight.delete(id);
@@ -311,7 +316,7 @@ async function authenticateFrame(deps: WebSocketDeps, session: Session, frame: R
   } catch (error) {
     const appError = toAppError(error);
     const serverRequestId = randomUUID();
-    if (appError.status >= 500) logFailure(deps.logger, appError, error, { type: 'auth', server_request_id: serverRequestId });
+    logFailure(deps.logger, { message: 'websocket request failed', appError, thrown: error, fields: { request_id: serverRequestId } });
     send(session, { type: 'auth', request_id: requestId, ...envelope(appError, serverRequestId) });
   }
 }
@@ -356,17 +361,4 @@ const envelope = (error: AppError, serverRequestId: string = randomUUID()) => er
 function send(session: Session, frame: Record<string, unknown>): void {
   if (session.closed || session.socket.readyState !== OPEN) return;
   session.socket.send(JSON.stringify(frame));
-}
-
-function logFailure(logger: Logger, appError: AppError, thrown: unknown, frame: Record<string, unknown>) {
-  const cause = appError.cause ?? thrown;
-  logger.error('websocket request failed', {
-    request_id: frame.server_request_id,
-    client_request_id: frame.request_id,
-    code: appError.code,
-    resource: frame.resource,
-    action: frame.action,
-    error: cause instanceof Error ? cause.message : String(cause),
-    stack: cause instanceof Error ? cause.stack : undefined,
-  });
 }

@@ -5,7 +5,12 @@ type Json = Record<string, unknown>;
 // Keywords OpenAI's strict structured output refuses; zod still checks them on the answer.
 const UNSUPPORTED = new Set(['$schema', 'minLength', 'maxLength', 'default', 'minProperties', 'maxProperties', 'propertyNames', 'patternProperties']);
 
-/** A schema's JSON Schema as zod writes it (the input side), without `$schema`. */
+/**
+ * A schema's JSON Schema as zod writes it (the input side, JSON Schema 2020-12), without `$schema`: the
+ * request bodies of the OpenAPI 3.1 document, and what `withoutAddedNulls` reads a model's answer against.
+ *
+ * @example plainJsonSchema(z.object({ name: z.string() })) // { type: 'object', properties: { name: { type: 'string' } }, … }
+ */
 export function plainJsonSchema(schema: z.ZodType): Json {
   const { $schema: _drop, ...json } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Json;
   return json;

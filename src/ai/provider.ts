@@ -1,9 +1,8 @@
-import type { z } from 'zod';
 import { checkMetric } from '../resources/goals/model.ts';
 import { roadmapSuggestion, type RoadmapSuggestion } from '../resources/goals/roadmap-graph.ts';
 import { goalSuggestion, type GoalSuggestion } from '../resources/goals/schemas.ts';
 import type { ProgressEvent } from '../rpc/context.ts';
-import { AppError, type ErrorCode, type IssueDetail } from '../rpc/errors.ts';
+import { AppError, issueDetails, type ErrorCode, type IssueDetail } from '../rpc/errors.ts';
 import type { RoadmapGoal } from './roadmap-rules.ts';
 
 export type { RoadmapGoal } from './roadmap-rules.ts';
@@ -64,12 +63,7 @@ export interface RoadmapRequest {
 export function validateRoadmapSuggestion(candidate: unknown, code: ErrorCode = 'UPSTREAM_ERROR'): RoadmapSuggestion {
   const parsed = roadmapSuggestion.safeParse(candidate);
   if (parsed.success) return parsed.data;
-  const details = parsed.error.issues.map((issue) => ({
-    path: ['roadmap', ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
-    message: issue.message,
-    type: issue.code,
-  }));
-  throw invalidAnswer(code, details, 'is not a valid roadmap', 'roadmap');
+  throw invalidAnswer(code, issueDetails(parsed.error.issues, ['roadmap']), 'is not a valid roadmap', 'roadmap');
 }
 
 /**
@@ -80,7 +74,7 @@ export function validateRoadmapSuggestion(candidate: unknown, code: ErrorCode = 
 export function validateSuggestion(candidate: unknown, code: ErrorCode = 'UPSTREAM_ERROR'): GoalSuggestion {
   const parsed = goalSuggestion.safeParse(candidate);
   if (!parsed.success) {
-    throw invalidAnswer(code, issuesOf(parsed.error), 'does not match the goal schema');
+    throw invalidAnswer(code, issueDetails(parsed.error.issues, ['suggestion']), 'does not match the goal schema');
   }
   try {
     checkMetric({
@@ -96,14 +90,6 @@ export function validateSuggestion(candidate: unknown, code: ErrorCode = 'UPSTRE
     throw invalidAnswer(code, details, 'breaks the metric rules');
   }
   return parsed.data;
-}
-
-export function issuesOf(error: z.ZodError): IssueDetail[] {
-  return error.issues.map((issue) => ({
-    path: ['suggestion', ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
-    message: issue.message,
-    type: issue.code,
-  }));
 }
 
 function invalidAnswer(code: ErrorCode, details: IssueDetail[], what: string, subject = 'suggestion'): AppError {

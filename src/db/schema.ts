@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
@@ -113,9 +113,5 @@ export interface Database {
 
 export type User = Selectable<UsersTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
-export type AgentRow = Selectable<AgentsTable>;
 export type GoalRow = Selectable<GoalsTable>;
-export type NewGoal = Insertable<GoalsTable>;
-export type GoalUpdate = Updateable<GoalsTable>;
 export type ActionItemRow = Selectable<ActionItemsTable>;
-export type NewActionItem = Insertable<ActionItemsTable>;

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { Logger } from '../logger.ts';
 
 /** Every error code the API answers with, and its HTTP status. */
 export const errorStatus = {
@@ -93,13 +94,22 @@ export function errorEnvelope(error: AppError, requestId: string) {
   };
 }
 
-/** A VALIDATION_ERROR from zod issues, `path` prefixed with where the value sat in the request. */
-export function validationError(issues: z.core.$ZodIssue[], prefix: (string | number)[] = []): AppError {
-  const details: IssueDetail[] = issues.map((issue) => ({
+/**
+ * zod issues as the `details` of an error, each `path` prefixed with where the value sat.
+ *
+ * @example issueDetails(parsed.error.issues, ['data']) // [{ path: ['data', 'name'], message: '…', type: 'too_small' }]
+ */
+export function issueDetails(issues: z.core.$ZodIssue[], prefix: (string | number)[] = []): IssueDetail[] {
+  return issues.map((issue) => ({
     path: [...prefix, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
     message: issue.message,
     type: issue.code,
   }));
+}
+
+/** A VALIDATION_ERROR from zod issues, `path` prefixed with where the value sat in the request. */
+export function validationError(issues: z.core.$ZodIssue[], prefix: (string | number)[] = []): AppError {
+  const details = issueDetails(issues, prefix);
   const first = details[0];
   const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
   return new AppError({ code: 'VALIDATION_ERROR', message: `${where}${first?.message ?? 'invalid input'}`, details });
@@ -152,4 +162,25 @@ export function toAppError(error: unknown): AppError {
     }
   }
   return new AppError({ code: 'INTERNAL_ERROR', cause: error });
+}
+
+/**
+ * Logs an error answered with a 5xx (a bug or an outage): its code and its cause's message and stack, which
+ * the client never sees, beside `fields` saying which request it was. A 4xx is the client's and is not logged.
+ *
+ * @example logFailure(logger, { message: 'request failed', appError, thrown: error, fields: { request_id, path } });
+ */
+export function logFailure(
+  logger: Logger,
+  failure: { message: string; appError: AppError; thrown: unknown; fields: Record<string, unknown> },
+): void {
+  const { message, appError, thrown, fields } = failure;
+  if (appError.status < 500) return;
+  const cause = appError.cause ?? thrown;
+  logger.error(message, {
+    ...fields,
+    code: appError.code,
+    error: cause instanceof Error ? cause.message : String(cause),
+    stack: cause instanceof Error ? cause.stack : undefined,
+  });
 }

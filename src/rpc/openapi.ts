@@ -1,16 +1,11 @@
 import { z } from 'zod';
+import { plainJsonSchema } from '../ai/json-schema.ts';
 import type { Action } from './action.ts';
 import { adminFields } from './dispatch.ts';
 import { errorStatus } from './errors.ts';
 import { registry } from './registry.ts';
 
 type JsonSchema = Record<string, unknown>;
-
-/** A request-body JSON Schema for OpenAPI 3.1 (JSON Schema 2020-12), without `$schema`. */
-function inputSchema(schema: z.ZodType): JsonSchema {
-  const { $schema: _drop, ...json } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
-  return json;
-}
 
 const errorEnvelope: JsonSchema = {
   type: 'object',
@@ -61,7 +56,7 @@ export function buildOpenApi(options: { serverUrl?: string } = {}) {
 
   for (const [resource, actions] of Object.entries(registry)) {
     for (const [name, action] of Object.entries(actions as Record<string, Action>)) {
-      const data = inputSchema(z.object({ ...(action.input as z.ZodObject).shape, ...adminFields.shape }).strict());
+      const data = plainJsonSchema(z.object({ ...(action.input as z.ZodObject).shape, ...adminFields.shape }).strict());
       const idSchema = { type: 'string', format: 'uuid', description: `The ${resource} record's id.` };
       const body: JsonSchema = {
         type: 'object',

@@ -1,16 +1,14 @@
-import { sql } from 'kysely';
 import { z } from 'zod';
 import type { ActionItemRow, GoalRow } from '../../db/schema.ts';
+import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { decodeCursor, isoDateTime, onlyIfValid, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
 import { serializeActionItem, type ActionItem } from './model.ts';
 import { lockGoals, roadmapNodeIds, setRoadmapNodesCompleted, type GoalLock } from './node-sync.ts';
-import { createActionItems, goalNotFound, unknownNodes, type NewItemInput } from './queries.ts';
+import { createActionItems, goalIdNotFound, unknownNodes, type NewItemInput } from './queries.ts';
 import { syncReminders } from './reminders.ts';
-
-const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
 
 const datetime = isoDateTime();
 
@@ -221,7 +219,7 @@ export const update = defineAction({
       }
       // Only a goal the patch names can be missing: an item's own goal has its owner, or is gone and
       // the item unlinked by the time it is locked.
-      if (needed && !goal) throw goalNotFound(['data', 'goal_id']);
+      if (needed && !goal) throw goalIdNotFound(['data', 'goal_id']);
 
       const link = linkAfter(current, patch);
       if (link.nodeId !== null && link.goalId === null) {

@@ -1,6 +1,7 @@
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { jsonb } from '../../db/json.ts';
 import type { ActionItemRow, Database, GoalRow, Roadmap } from '../../db/schema.ts';
+import { nowMs } from '../../db/sql.ts';
 import { computeProgress } from '../goals/model.ts';
 import { syncReminders } from './reminders.ts';
 
@@ -15,8 +16,6 @@ import { syncReminders } from './reminders.ts';
 // directions, so they do not deadlock.
 
 type Trx = Transaction<Database>;
-
-const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
 
 /**
  * `roadmap`: the write reads or changes the goal's roadmap (a node link checked, a node completed);

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { ActionItemRow, Database } from '../../db/schema.ts';
+import { nowMs } from '../../db/sql.ts';
 import { AppError, type IssueDetail } from '../../rpc/errors.ts';
 import { lockGoals, roadmapNodeIds, setRoadmapNodesCompleted } from './node-sync.ts';
 import { syncReminders } from './reminders.ts';
 
 type Trx = Transaction<Database>;
-
-const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
 
 /** A new item as the API accepts it (dates already parsed). */
 export interface NewItemInput {
@@ -20,7 +19,7 @@ export interface NewItemInput {
 }
 
 /** NOT_FOUND for a goal named in `data`, the same whether it does not exist or is someone else's. */
-export function goalNotFound(path: (string | number)[]): AppError {
+export function goalIdNotFound(path: (string | number)[]): AppError {
   return new AppError({ code: 'NOT_FOUND', message: `${path.join('.')}: goal not found or you have no access to it` });
 }
 
@@ -59,7 +58,7 @@ export async function createActionItems(
     lock: items.some((item) => item.roadmap_node_id) ? 'roadmap' : 'link',
   });
   const missing = items.findIndex((item) => item.goal_id && !goals.has(item.goal_id));
-  if (missing !== -1) throw goalNotFound([...pathOf(missing), 'goal_id']);
+  if (missing !== -1) throw goalIdNotFound([...pathOf(missing), 'goal_id']);
   const badNodes = items.flatMap((item, index) =>
     item.roadmap_node_id && !roadmapNodeIds(goals.get(item.goal_id!)!.roadmap).has(item.roadmap_node_id)
       ? [[...pathOf(index), 'roadmap_node_id']]

@@ -1,12 +1,10 @@
-import { sql } from 'kysely';
 import { z } from 'zod';
+import { nowMs } from '../../db/sql.ts';
 import type { Context } from '../../rpc/context.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { enforceActiveLimit, lockActiveScope } from '../goals/queries.ts';
 import { decodeCursor, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
-
-const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
 
 const agentFields = z.object({
   name: z.string().trim().min(1).max(200),

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { z } from 'zod';
 import type { ApiKeyRow } from '../../db/schema.ts';
+import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
@@ -80,7 +81,7 @@ export const remove = defineAction({
     ownKeysOnly(ctx);
     const row = await ctx.db
       .updateTable('api_keys')
-      .set({ revoked_at: sql`coalesce(revoked_at, date_trunc('milliseconds', now()))` })
+      .set({ revoked_at: sql`coalesce(revoked_at, ${nowMs})` })
       .where('id', '=', id)
       .where('user_id', '=', ownerOf(ctx))
       .returningAll()

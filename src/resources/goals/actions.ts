@@ -1,18 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
 import { z } from 'zod';
 import { jsonb } from '../../db/json.ts';
+import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { decodeCursor, isoDateTime, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
 import { generate } from './generate.ts';
 import { checkMetric, computeProgress, presentGoal as present, serializeGoal, type Goal } from './model.ts';
-import { activeLimitUpdate, enforceActiveLimit, findGoal, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
+import { activeLimitUpdate, enforceActiveLimit, findGoal, goalNotFound, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
 import { completeRoadmap } from './roadmap-graph.ts';
 import { roadmapActions } from './roadmap.ts';
 import { goalCreateInput, goalFields, goalStatuses } from './schemas.ts';
-
-const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
 
 export const list = defineAction({
   summary: 'List goals',
@@ -151,7 +149,7 @@ export const update = defineAction({
           .where('id', '=', id)
           .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
           .executeTakeFirst();
-        if (!before) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+        if (!before) throw goalNotFound();
         lockedScope = patch.agent_id !== undefined ? patch.agent_id : before.agent_id;
         await lockActiveScope(trx, before.owner_id, lockedScope);
       }
@@ -164,7 +162,7 @@ export const update = defineAction({
         // attach takes on the goal while holding its agent — a deadlock with this update's agent lock.
         .forNoKeyUpdate()
         .executeTakeFirst();
-      if (!current) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+      if (!current) throw goalNotFound();
       if (expected !== undefined && new Date(expected).getTime() !== current.updated_at.getTime()) {
         throw new AppError({
           code: 'CONFLICT',
@@ -239,7 +237,7 @@ export const remove = defineAction({
       .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
       .returning('id')
       .executeTakeFirst();
-    if (!row) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+    if (!row) throw goalNotFound();
     return { id: row.id, deleted: true as const };
   },
 });
@@ -272,7 +270,7 @@ export const attach = defineAction({
           .where('id', '=', input.goalId)
           .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
           .executeTakeFirst();
-        if (!goal) throw new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+        if (!goal) throw goalNotFound();
         throw new AppError({ code: 'AGENT_NOT_FOUND' });
       }
       // The attachment it replaces is read by the statement that writes, sent once the agent lock is

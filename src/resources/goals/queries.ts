@@ -1,5 +1,6 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database, GoalRow, Roadmap } from '../../db/schema.ts';
+import { nowMs } from '../../db/sql.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { syncReminders } from '../action-items/reminders.ts';
@@ -8,8 +9,7 @@ import { changedCompletions } from './roadmap-graph.ts';
 
 type Q = Kysely<Database> | Transaction<Database>;
 
-const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
-
+/** NOT_FOUND for the goal acted on, the same whether it does not exist or is someone else's. */
 export const goalNotFound = () => new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
 
 /** One goal, owned by the scope, or NOT_FOUND. One query. */
@@ -113,7 +113,7 @@ export function activeLimitUpdate(
   return (
     trx
       .updateTable('goals')
-      .set({ status: 'inactive', updated_at: sql`date_trunc('milliseconds', now())` })
+      .set({ status: 'inactive', updated_at: nowMs })
       // Status and scope are checked again on the row itself: a goal completed or moved to another
       // agent concurrently, after the subquery chose it, is re-read once its row lock is released and
       // must not be overwritten to inactive.
@@ -138,5 +138,3 @@ export function activeLimitUpdate(
       .returning('id')
   );
 }
-
-export type { Q };

@@ -1,8 +1,8 @@
-import { sql } from 'kysely';
 import { z } from 'zod';
 import type { RoadmapGoal } from '../../ai/provider.ts';
 import { jsonb } from '../../db/json.ts';
 import type { GoalRow } from '../../db/schema.ts';
+import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { serializeActionItem } from '../action-items/model.ts';
@@ -12,8 +12,6 @@ import { withOwners } from '../shared.ts';
 import { computeProgress, presentGoal } from './model.ts';
 import { findGoal, lockGoalForRoadmap, syncItemsWithRoadmap } from './queries.ts';
 import { MAX_ROADMAP_NODES, roadmapFromSuggestion, roadmapId } from './roadmap-graph.ts';
-
-const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
 
 // The actions on a goal's roadmap. Each runs in one transaction that locks the goal row first
 // (`lockGoalForRoadmap`, i.e. `lockGoals(..., 'roadmap')`) and its action items after it — the order

@@ -67,7 +67,6 @@ export const goalWritableFields = {
 };
 
 export const goalFields = z.object(goalWritableFields);
-export type GoalFields = z.output<typeof goalFields>;
 
 /** What `goals.create` accepts: any writable field, `name` required, nothing else. */
 export const goalCreateInput = goalFields.partial().required({ name: true }).strict();
