@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { ActionItemRow, Database } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
 import { AppError, type IssueDetail } from '../../rpc/errors.ts';
@@ -67,23 +67,22 @@ export async function createActionItems(
   if (badNodes.length > 0) throw unknownNodes(badNodes);
 
   const ids = items.map(() => randomUUID()).sort();
-  const inserted = await trx
-    .insertInto('action_items')
-    .values(
-      items.map((item, index) => ({
-        id: ids[index]!,
-        owner_id: options.ownerId,
-        description: item.description,
-        completed: item.completed ?? false,
-        completed_at: item.completed ? nowMs : null,
-        due_at: item.due_at ?? null,
-        conversation_id: item.conversation_id ?? null,
-        goal_id: item.goal_id ?? null,
-        roadmap_node_id: item.roadmap_node_id ?? null,
-      })),
-    )
-    .returningAll()
-    .execute();
+  // One INSERT over column arrays (unnest): the same statement, and one prepared plan, for 1 item or 50,
+  // with 8 parameters instead of 9 per item — building, sending and binding a 450-parameter VALUES list
+  // cost a 50-item batch more than the rows themselves (npm run bench). `completed` goes as text:
+  // postgres.js types an array parameter by its first element, and would declare booleans a boolean.
+  const column = <T>(pick: (item: NewItemInput) => T) => items.map(pick);
+  const { rows: inserted } = await sql<ActionItemRow>`
+    insert into action_items
+      (id, owner_id, description, completed, completed_at, due_at, conversation_id, goal_id, roadmap_node_id)
+    select t.id, ${options.ownerId}, t.description, t.completed, case when t.completed then ${nowMs} end,
+           t.due_at, t.conversation_id, t.goal_id, t.roadmap_node_id
+    from unnest(
+      ${ids}::uuid[], ${column((i) => i.description)}::text[], ${column((i) => String(i.completed ?? false))}::text[]::boolean[],
+      ${column((i) => i.due_at?.toISOString() ?? null)}::timestamptz[], ${column((i) => i.conversation_id ?? null)}::text[],
+      ${column((i) => i.goal_id ?? null)}::uuid[], ${column((i) => i.roadmap_node_id ?? null)}::text[]
+    ) as t(id, description, completed, due_at, conversation_id, goal_id, roadmap_node_id)
+    returning *`.execute(trx);
   const byId = new Map(inserted.map((row) => [row.id, row]));
   const rows = ids.map((id) => byId.get(id)!);
 

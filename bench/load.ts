@@ -1,0 +1,118 @@
+// The load generator, run as its own process (so it does not share an event loop with either server):
+// autocannon at a fixed concurrency, a warm-up that is not counted, then the measured run. Latencies are
+// recorded here from every response (autocannon's own histogram has 1 ms resolution), and the first
+// non-2xx answers are kept so that a failing run says why.
+//
+//   node --import tsx bench/load.ts '{"url":"http://127.0.0.1:8787/v1","op":"goals.get","fixture":"/tmp/…/fixture.json",
+//                                    "connections":32,"duration":10,"warmup":3}'
+// prints one JSON line: { rps, p50, p99, mean, requests, errors, timeouts, non2xx, samples }.
+import { readFileSync } from 'node:fs';
+import autocannon, { type Instance } from 'autocannon';
+import { buildPool, type Fixture, type Operation } from './requests.ts';
+
+interface LoadOptions {
+  url: string;
+  op: Operation;
+  fixture: string;
+  connections: number;
+  duration: number;
+  warmup: number;
+}
+
+export interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  mean: number;
+  requests: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  /** The first few non-2xx answers, `status body`. */
+  samples: string[];
+  /** Requests answered including the warm-up: what the server's CPU time over the whole run served. */
+  allRequests: number;
+  /** This process's CPU time per request over the warm-up and the run, µs (the client's share of the machine). */
+  loadCpuUs: number;
+}
+
+const options = JSON.parse(process.argv[2]!) as LoadOptions;
+const fixture = JSON.parse(readFileSync(options.fixture, 'utf8')) as Fixture;
+// Reads rotate over (nearly) every goal; writes need fewer distinct bodies, and batches are large.
+const pool = buildPool(options.op, fixture, options.op === 'action-items.batch-create' ? 2_000 : 20_000);
+
+async function run(seconds: number) {
+  let next = 0;
+  let latencies = new Float64Array(1 << 16);
+  let count = 0;
+  let non2xx = 0;
+  const samples: string[] = [];
+  const instance: Instance = autocannon({
+    url: options.url,
+    connections: options.connections,
+    duration: seconds,
+    timeout: 10,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (request) => {
+          const chosen = pool[next++ % pool.length]!;
+          request.headers = chosen.headers;
+          request.body = chosen.body;
+          return request;
+        },
+        onResponse: (status, body) => {
+          if ((status < 200 || status > 299) && samples.length < 3) samples.push(`${status} ${body.slice(0, 500)}`);
+        },
+      },
+    ],
+  });
+  instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+    if (status < 200 || status > 299) non2xx++;
+    if (count === latencies.length) {
+      const bigger = new Float64Array(latencies.length * 2);
+      bigger.set(latencies);
+      latencies = bigger;
+    }
+    latencies[count++] = ms;
+  });
+  const started = performance.now();
+  const result = await instance;
+  const elapsed = (performance.now() - started) / 1000;
+  const sorted = latencies.subarray(0, count).sort();
+  const at = (q: number) => (count === 0 ? NaN : sorted[Math.min(count - 1, Math.floor(q * count))]!);
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return {
+    rps: count / Math.min(elapsed, result.duration || elapsed),
+    p50: at(0.5),
+    p99: at(0.99),
+    mean: count === 0 ? NaN : sum / count,
+    requests: count,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    non2xx: Math.max(non2xx, result.non2xx),
+    samples,
+    allRequests: count,
+    loadCpuUs: NaN,
+  } satisfies LoadResult;
+}
+
+const cpuAtStart = process.cpuUsage();
+const cpuSince = (requests: number) => {
+  const { user, system } = process.cpuUsage(cpuAtStart);
+  return (user + system) / Math.max(1, requests);
+};
+let warmed = 0;
+if (options.warmup > 0) {
+  const warm = await run(options.warmup);
+  // A warm-up that already fails is reported as the run: no need to wait for the measured part.
+  if (warm.errors > 0 || warm.non2xx > 0 || warm.requests === 0) {
+    process.stdout.write(`${JSON.stringify({ ...warm, warmup: true })}\n`);
+    process.exit(0);
+  }
+  warmed = warm.requests;
+}
+const measured = await run(options.duration);
+const allRequests = measured.requests + warmed;
+process.stdout.write(`${JSON.stringify({ ...measured, allRequests, loadCpuUs: cpuSince(allRequests) })}\n`);
