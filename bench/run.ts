@@ -265,11 +265,11 @@ async function measure(server: Server, op: Operation, round: number, fixture: st
   return run;
 }
 
-/** floor, Goalpost, floor, Goalpost…: drift on the machine hits both alike. */
-async function interleave(servers: Server[], ops: Operation[], fixture: string): Promise<void> {
+/** floor, Goalpost, floor, Goalpost…: drift on the machine hits them all alike. Each server has its fixture. */
+async function interleave(servers: [Server, string][], ops: Operation[]): Promise<void> {
   for (const op of ops) {
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const server of servers) await measure(server, op, round, fixture);
+      for (const [server, fixture] of servers) await measure(server, op, round, fixture);
     }
   }
 }
@@ -338,7 +338,8 @@ async function machine(admin: postgres.Sql) {
 }
 
 let admin: postgres.Sql | undefined;
-let dbName: string | undefined;
+/** The databases this run created, dropped at the end. */
+const dbNames: string[] = [];
 let workDir: string | undefined;
 let cleaning: Promise<void> | undefined;
 
@@ -346,12 +347,12 @@ let cleaning: Promise<void> | undefined;
 function cleanup(): Promise<void> {
   return (cleaning ??= (async () => {
     await Promise.all([...children].map(stopChild));
-    if (admin && dbName) {
+    for (const name of admin ? dbNames : []) {
       try {
-        await admin.unsafe(`drop database if exists ${dbName} with (force)`);
-        log(`dropped database ${dbName}`);
+        await admin!.unsafe(`drop database if exists ${name} with (force)`);
+        log(`dropped database ${name}`);
       } catch (error) {
-        log(`could not drop database ${dbName}: ${String(error)}`);
+        log(`could not drop database ${name}: ${String(error)}`);
       }
     }
     await admin?.end({ timeout: 5 });
@@ -369,10 +370,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 async function main() {
   admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
   const info = await machine(admin);
-  dbName = `goalpost_bench_${Date.now()}_${Math.random().toString(36).slice(2, 8)}`;
+  const dbName = `goalpost_bench_${Date.now()}_${Math.random().toString(36).slice(2, 8)}`;
+  dbNames.push(dbName);
   await admin.unsafe(`create database ${dbName}`);
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${dbName}`;
+  const urlOf = (name: string) => Object.assign(new URL(SERVER_URL), { pathname: `/${name}` }).toString();
+  const url = new URL(urlOf(dbName));
   const dbUrl = url.toString();
   workDir = mkdtempSync(join(tmpdir(), 'goalpost-bench-'));
   log(`database ${dbName} on ${url.host}; ${info.cores} cores, ${info.cpu}, Node ${info.node}, ${info.postgres}`);
@@ -384,10 +386,9 @@ async function main() {
     child.once('exit', (code) => (children.delete(child), code === 0 ? resolve() : reject(new Error(`migrate exited ${code}`))));
   });
 
-  const db = postgres(dbUrl, { max: 2, onnotice: () => {} });
+  let db = postgres(dbUrl, { max: 2, onnotice: () => {} });
   backendPids = async () =>
-    (await db<{ pid: number }[]>`
-      select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`).map((r) => r.pid);
+    (await admin!<{ pid: number }[]>`select pid from pg_stat_activity where datname = any(${dbNames})`).map((r) => r.pid);
   try {
     let t = performance.now();
     const keys = await seedOwners(db, OWNERS, 2);
@@ -397,11 +398,20 @@ async function main() {
     writeFileSync(fixture10k, JSON.stringify(await fixtureOf(db, keys, GOALS_PER_OWNER)));
     const seeded = (await db<{ count: number }[]>`select count(*)::int as count from goals`)[0]!.count;
     log(`seeded ${OWNERS} owners, ${OWNERS * 2} agents, ${seeded} goals in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    // The scale step's large database starts as a copy of this one (same owners, keys, agents and goals),
+    // made now while nothing is connected to it; it grows to SCALE_GOALS at the scale step.
+    const largeName = `${dbName}_large`;
+    if (!args['skip-scale']) {
+      await db.end({ timeout: 5 });
+      dbNames.push(largeName);
+      await admin.unsafe(`create database ${largeName} template ${dbName}`);
+      db = postgres(dbUrl, { max: 2, onnotice: () => {} });
+    }
 
     // --cpu-prof DIR: each server's profiles in DIR/<server>/ (its main thread and tsx's loader thread).
     const profiling = (name: string) => (args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(args['cpu-prof'], name)}`] : []);
-    const goalpostEnv = (store: string) => ({
-      DATABASE_URL: dbUrl,
+    const goalpostEnv = (store: string, databaseUrl = dbUrl) => ({
+      DATABASE_URL: databaseUrl,
       PORT: '0',
       HOST: '127.0.0.1',
       DATABASE_POOL_MAX: String(POOL),
@@ -410,25 +420,27 @@ async function main() {
       ...(store === 'redis' && { REDIS_URL }),
       LOG_LEVEL: 'warn',
     });
-    const startGoalpost = (store: string, name = `goalpost/${store}`) =>
+    const startGoalpost = (store: string, name = `goalpost/${store}`, databaseUrl = dbUrl) =>
       startServer(
         name,
         [...profiling(name.replace('/', '-')), '--import', 'tsx', 'src/server.ts'],
-        goalpostEnv(store),
+        goalpostEnv(store, databaseUrl),
         'src/server.ts',
       );
-    const floor = await startServer(
-      'floor',
-      [...profiling('floor'), '--import', 'tsx', 'bench/floor.ts'],
-      { DATABASE_URL: dbUrl, PORT: '0', DATABASE_POOL_MAX: String(POOL) },
-      'bench/floor.ts',
-    );
+    const startFloor = (name: string, databaseUrl = dbUrl) =>
+      startServer(
+        name,
+        [...profiling(name.replace('/', '-')), '--import', 'tsx', 'bench/floor.ts'],
+        { DATABASE_URL: databaseUrl, PORT: '0', DATABASE_POOL_MAX: String(POOL) },
+        'bench/floor.ts',
+      );
+    const floor = await startFloor('floor');
     const goalpost = await startGoalpost('memory');
     log(`floor ${floor.url} (pid ${floor.pid}), Goalpost ${goalpost.url} (pid ${goalpost.pid})`);
 
     // 1. Reads at 10k goals, against the floor.
     let from = runs.length;
-    await interleave([floor, goalpost], selected(READS), fixture10k);
+    await interleave([[floor, fixture10k], [goalpost, fixture10k]], selected(READS));
     tagPhase('main', from);
 
     // 2. The rate-limit stores, on goals.get (read-only, so the table stays at 10k).
@@ -450,7 +462,7 @@ async function main() {
         ...(redisUp ? [await startGoalpost('redis', 'store/redis')] : []),
       ];
       from = runs.length;
-      await interleave(stores, ['goals.get'], fixture10k);
+      await interleave(stores.map((server): [Server, string] => [server, fixture10k]), ['goals.get']);
       tagPhase('stores', from);
       await Promise.all(stores.map((s) => stopChild(s.child)));
       // The rate-limit keys are `rl:key:<api key id>` (src/auth/rate-limit.ts, src/auth/authenticate.ts).
@@ -467,28 +479,43 @@ async function main() {
 
     // 3. Writes, against the floor.
     from = runs.length;
-    await interleave([floor, goalpost], selected(WRITES), fixture10k);
+    await interleave([[floor, fixture10k], [goalpost, fixture10k]], selected(WRITES));
     tagPhase('main', from);
 
-    // 4. Scale: back to the seed, grow it to SCALE_GOALS, read again.
+    await Promise.all([stopChild(goalpost.child), stopChild(floor.child)]);
+
+    // 4. Scale: the seed (10 goals an owner) against its copy grown to SCALE_GOALS, both at once: fresh
+    // servers on each, interleaved, so that drift on the machine hits both sizes alike.
     if (!args['skip-scale']) {
       t = performance.now();
       await removeWrites(db);
-      const perOwner = Math.ceil(SCALE_GOALS / OWNERS);
-      for (let start = GOALS_PER_OWNER + 1; start <= perOwner; start += 100) {
-        await seedGoals(db, start, Math.min(perOwner, start + 99));
-      }
       await db`vacuum analyze goals`;
-      const count = (await db<{ count: number }[]>`select count(*)::int as count from goals`)[0]!.count;
-      const fixtureBig = join(workDir, 'fixture-scale.json');
-      writeFileSync(fixtureBig, JSON.stringify(await fixtureOf(db, keys, 20)));
-      log(`grew goals to ${count} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      const large = postgres(urlOf(largeName), { max: 2, onnotice: () => {} });
+      const fixtureLarge = join(workDir, 'fixture-large.json');
+      try {
+        const perOwner = Math.ceil(SCALE_GOALS / OWNERS);
+        for (let start = GOALS_PER_OWNER + 1; start <= perOwner; start += 100) {
+          await seedGoals(large, start, Math.min(perOwner, start + 99));
+        }
+        await large`vacuum analyze goals`;
+        const count = (await large<{ count: number }[]>`select count(*)::int as count from goals`)[0]!.count;
+        writeFileSync(fixtureLarge, JSON.stringify(await fixtureOf(large, keys, 20)));
+        log(`grew goals to ${count} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      } finally {
+        await large.end({ timeout: 5 });
+      }
+      const servers: [Server, string][] = [
+        [await startFloor('floor/small'), fixture10k],
+        [await startGoalpost('memory', 'goalpost/small'), fixture10k],
+        [await startFloor('floor/large', urlOf(largeName)), fixtureLarge],
+        [await startGoalpost('memory', 'goalpost/large', urlOf(largeName)), fixtureLarge],
+      ];
       from = runs.length;
-      await interleave([floor, goalpost], selected(SCALE_OPS), fixtureBig);
+      await interleave(servers, selected(SCALE_OPS));
       tagPhase('scale', from);
+      await Promise.all(servers.map(([server]) => stopChild(server.child)));
     }
 
-    await Promise.all([stopChild(goalpost.child), stopChild(floor.child)]);
     report(info);
   } finally {
     await db.end({ timeout: 5 });
@@ -590,16 +617,19 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
     out();
   }
 
-  // Memory.
-  const mine = (phase?: string) => runs.filter((r) => r.server === 'goalpost/memory' && (!phase || phaseOf.get(r) === phase));
-  if (mine().length > 0) {
-    const peak = Math.max(...mine().map((r) => r.rssPeakMb));
-    const peakMain = Math.max(...mine('main').map((r) => r.rssPeakMb));
+  // Memory: every Goalpost process (the main one, the store comparison's, the scale step's).
+  const goalpostRuns = runs.filter((r) => r.server.startsWith('goalpost/') || r.server.startsWith('store/'));
+  if (goalpostRuns.length > 0) {
+    const peakOf = (rs: Run[]) => Math.max(...rs.map((r) => r.rssPeakMb));
+    const peak = peakOf(goalpostRuns);
+    const peakMain = peakOf(goalpostRuns.filter((r) => r.server === 'goalpost/memory'));
+    const peakServer = goalpostRuns.find((r) => r.rssPeakMb === peak)!;
     json.rss_peak_mb = peak;
-    json.rss_peak_mb_10k = peakMain;
+    json.rss_peak_mb_main_process = peakMain;
     out(
-      `Goalpost's peak RSS under load (VmRSS of the serving node process, sampled every 100 ms): ${fmt(peak, 0)} MB over the ` +
-        `whole run, ${fmt(peakMain, 0)} MB against the floor at ${OWNERS * GOALS_PER_OWNER} goals.`,
+      `Goalpost's peak RSS under load (VmRSS of the serving node process, sampled every 100 ms): ${fmt(peakMain, 0)} MB ` +
+        `for the process that served every operation against the floor; ${fmt(peak, 0)} MB the highest of any Goalpost ` +
+        `process in the run (${peakServer.server}, ${OPERATIONS[peakServer.op].label}).`,
     );
     target('peak RSS under load', `${fmt(peak, 0)} MB`, '< 250 MB', peak < 250);
     out();
@@ -609,10 +639,10 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
   const scaleRows: Record<string, unknown> = {};
   const scaleLines: string[] = [];
   for (const op of SCALE_OPS) {
-    const small = summarize('goalpost/memory', op, 'main');
-    const big = summarize('goalpost/memory', op, 'scale');
-    const smallF = summarize('floor', op, 'main');
-    const bigF = summarize('floor', op, 'scale');
+    const small = summarize('goalpost/small', op, 'scale');
+    const big = summarize('goalpost/large', op, 'scale');
+    const smallF = summarize('floor/small', op, 'scale');
+    const bigF = summarize('floor/large', op, 'scale');
     if (!small || !big) continue;
     const growth = big.p99 / small.p99 - 1;
     const floorGrowth = smallF && bigF ? bigF.p99 / smallF.p99 - 1 : NaN;
@@ -620,7 +650,7 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
     scaleLines.push(
       `| ${OPERATIONS[op].label} | ${fmt(small.p50, 2)} | ${fmt(small.p99, 2)} | ${fmt(big.p50, 2)} | ${fmt(big.p99, 2)} | ` +
         `${growth >= 0 ? '+' : ''}${fmt(growth * 100, 0)}% | ${floorGrowth >= 0 ? '+' : ''}${fmt(floorGrowth * 100, 0)}% | ` +
-        `${fmt(small.rps, 0)} → ${fmt(big.rps, 0)} |`,
+        `${fmt(small.rps, 0)} → ${fmt(big.rps, 0)} | ${fmt(cpuTotal(small), 0)} → ${fmt(cpuTotal(big), 0)} µs |`,
     );
     if (op !== 'goals.list') {
       target(`${OPERATIONS[op].label} p99 at ${SCALE_GOALS} ÷ at ${OWNERS * GOALS_PER_OWNER}`, `${growth >= 0 ? '+' : ''}${fmt(growth * 100, 0)}%`, '≤ +25%', growth <= 0.25);
@@ -628,15 +658,22 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
   }
   if (scaleLines.length > 0) {
     json.scale = scaleRows;
-    out(`### Scale: Goalpost with ${OWNERS * GOALS_PER_OWNER} and with ${SCALE_GOALS} goals (${OWNERS} owners)`);
+    const small = `${(OWNERS * GOALS_PER_OWNER) / 1000}k`;
+    const big = SCALE_GOALS >= 1e6 ? `${SCALE_GOALS / 1e6}M` : `${SCALE_GOALS / 1000}k`;
+    out(
+      `### Scale: Goalpost with ${OWNERS * GOALS_PER_OWNER} and with ${SCALE_GOALS} goals (${OWNERS} owners), ` +
+        'two databases measured in turn',
+    );
     out();
-    out(`| operation | p50 ms, ${OWNERS * GOALS_PER_OWNER / 1000}k | p99 ms, ${OWNERS * GOALS_PER_OWNER / 1000}k | p50 ms, ${SCALE_GOALS / 1e6}M | p99 ms, ${SCALE_GOALS / 1e6}M | p99 change | floor p99 change | req/s |`);
-    out('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    out(`| operation | p50 ms, ${small} | p99 ms, ${small} | p50 ms, ${big} | p99 ms, ${big} | p99 change | floor p99 change | req/s | CPU per request |`);
+    out('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const line of scaleLines) out(line);
     out();
     out(
       `With ${GOALS_PER_OWNER} goals per owner at the small size, a page of 10 is full at both sizes, so \`limit 10\` compares ` +
-        'the same answer on a bigger table; `limit 50` answers 10 goals at the small size and 50 at the large one.',
+        'the same answer on a bigger table (the target is judged on it); `limit 50` answers 10 goals at the small size and ' +
+        '50 at the large one. Fresh servers on each database, run in turn (floor and Goalpost, small and large) like the ' +
+        'comparison with the floor.',
     );
     out();
   }
