@@ -8,6 +8,9 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import postgres from 'postgres';
 
+/** Goalpost's MAX_ACTIVE_GOALS, which the benchmark leaves at its default. */
+const MAX_ACTIVE_GOALS = Number(process.env.MAX_ACTIVE_GOALS ?? 3);
+
 const sql = postgres(process.env.DATABASE_URL!, {
   max: Number(process.env.DATABASE_POOL_MAX ?? 10),
   onnotice: () => {},
@@ -46,7 +49,16 @@ app.post('/v1', async (c) => {
       return c.json({ success: true, data: { items, count, next_cursor: rows.length > data.limit ? 'more' : null } });
     }
     case 'goals.create': {
+      // The same data work as Goalpost's create: the insert, and the active limit applied to the goal's
+      // scope (the oldest active goals past the limit set inactive) in the same statement. What the floor
+      // leaves out is the scope lock that keeps the limit exact under concurrent creates.
+      const scope = data.agent_id ? sql`agent_id = ${data.agent_id}` : sql`agent_id is null`;
       const [row] = await sql`
+        with deactivated as (
+          update goals set status = 'inactive', updated_at = now()
+          where status = 'active' and ${scope} and id in (
+            select id from goals where owner_id = ${owner} and ${scope} and status = 'active'
+            order by created_at desc, id desc offset ${MAX_ACTIVE_GOALS - 1}))
         insert into goals (owner_id, agent_id, name, description, priority, lead_fields)
         values (${owner}, ${data.agent_id ?? null}, ${data.name}, ${data.description ?? null}, ${data.priority ?? null},
                 ${sql.json(data.lead_fields ?? [])})
@@ -54,14 +66,16 @@ app.post('/v1', async (c) => {
       return c.json({ success: true, data: row }, 201);
     }
     case 'goals.attach': {
-      // The ownership of both checked in the statement that writes the attachment.
+      // The ownership of both checked in the statement that writes the attachment; the attachment it
+      // replaces read in the same statement (without the agent lock that makes it exact under races).
       const [row] = await sql`
+        with previous as (select goal_id from agent_goal_attachments where agent_id = ${data.agentId})
         insert into agent_goal_attachments (agent_id, goal_id, owner_id)
         select a.id, g.id, g.owner_id
         from goals g join agents a on a.id = ${data.agentId} and a.owner_id = g.owner_id
         where g.id = ${data.goalId} and g.owner_id = ${owner}
         on conflict (agent_id) do update set goal_id = excluded.goal_id, attached_at = now()
-        returning agent_id, goal_id, attached_at`;
+        returning agent_id, goal_id, attached_at, (select goal_id from previous) as replaced_goal_id`;
       return row ? c.json({ success: true, data: row }) : c.json({ success: false }, 404);
     }
     case 'action-items.create':

@@ -221,6 +221,35 @@ describe('goals.detach', () => {
 });
 
 describe('deleting attached records', () => {
+  it("in admin mode attaches across accounts, but never one owner's goal to another owner's agent", async () => {
+    const admin = await h.user('internal_admin');
+    const alice = await h.user();
+    const bob = await h.user();
+    const agent = await newAgent(alice.key);
+    const goal = await newGoal(alice.key);
+    const bobsGoal = await newGoal(bob.key);
+    const asAdmin = (goalId: string) =>
+      h.invoke(admin.key, { resource: 'goals', action: 'attach', data: { goalId, agentId: agent.id, adminMode: true } });
+    expect(ok(await asAdmin(goal.id))).toMatchObject({ agent_id: agent.id, goal_id: goal.id, replaced_goal_id: null });
+    expectError(await asAdmin(bobsGoal.id), 'AGENT_NOT_FOUND', 404);
+    expect(await attachmentsOf(agent.id)).toMatchObject([{ goal_id: goal.id, owner_id: alice.id }]);
+  });
+
+  it('a goal deleted while it is attached: the attach answers or is NOT_FOUND, never a 500, and nothing dangles', async () => {
+    const alice = await h.user();
+    for (let i = 0; i < 10; i++) {
+      const agent = await newAgent(alice.key);
+      const goal = await newGoal(alice.key);
+      const [attached, deleted] = await Promise.all([
+        attach(alice.key, goal.id, agent.id),
+        h.invoke(alice.key, { resource: 'goals', action: 'delete', id: goal.id }),
+      ]);
+      expect(deleted.status).toBe(200);
+      if (attached.status !== 200) expectError(attached, 'NOT_FOUND', 404);
+      expect(await attachmentsOf(agent.id)).toEqual([]);
+    }
+  });
+
   it('deleting the goal removes its attachment', async () => {
     const alice = await h.user();
     const agent = await newAgent(alice.key);

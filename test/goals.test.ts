@@ -51,6 +51,66 @@ describe('goals CRUD', () => {
     });
   });
 
+  it('stores every field it is given, and reads them back the same', async () => {
+    const alice = await h.user();
+    const agent = await h.invoke(alice.key, { resource: 'agents', action: 'create', data: { name: 'Agent' } });
+    const roadmap = {
+      nodes: [
+        { id: 'a', label: 'Start', completed: true, position: { x: 0, y: 0 } },
+        { id: 'b', label: 'Finish', completed: false, position: { x: 250, y: 0 } },
+      ],
+      edges: [{ id: 'e', source: 'a', target: 'b' }],
+    };
+    const res = await create(alice.key, {
+      name: 'Numeric',
+      description: 'With everything',
+      agent_id: agent.body.data.id,
+      status: 'inactive',
+      priority: 0,
+      lead_fields: [],
+      goal_type: 'numeric',
+      target_value: 2.5,
+      current_value: -1.25,
+      min_value: -3,
+      max_value: 1e6,
+      unit: 'kW',
+      target_date: '2031-05-06T07:08:09.123+02:00',
+      roadmap,
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.data).toMatchObject({
+      agent_id: agent.body.data.id,
+      status: 'inactive',
+      is_active: false,
+      priority: 0,
+      lead_fields: [],
+      goal_type: 'numeric',
+      target_value: 2.5,
+      current_value: -1.25,
+      min_value: -3,
+      max_value: 1e6,
+      unit: 'kW',
+      target_date: '2031-05-06T05:08:09.123Z',
+      roadmap,
+      progress: 50,
+    });
+    const got = await h.invoke(alice.key, { resource: 'goals', action: 'get', id: res.body.data.id });
+    expect(got.body.data).toEqual(res.body.data);
+  });
+
+  it("refuses an agent of somebody else (or none) with AGENT_NOT_FOUND, and writes nothing", async () => {
+    const alice = await h.user();
+    const bob = await h.user();
+    const bobsAgent = await h.invoke(bob.key, { resource: 'agents', action: 'create', data: { name: 'Bob’s' } });
+    for (const status of ['active', 'inactive']) {
+      for (const agent_id of [bobsAgent.body.data.id, '00000000-0000-4000-8000-000000000000']) {
+        expectError(await create(alice.key, { name: 'Not mine', agent_id, status }), 'AGENT_NOT_FOUND', 404);
+      }
+    }
+    const list = await h.invoke(alice.key, { resource: 'goals', action: 'list' });
+    expect(list.body.data.count).toBe(0);
+  });
+
   it('gets, updates and deletes a goal', async () => {
     const alice = await h.user();
     const { body } = await create(alice.key, { name: 'A' });

@@ -12,13 +12,24 @@ export function jsonb<T>(value: T): RawBuilder<T> {
   return sql<T>`${wellFormed(value)}::jsonb`;
 }
 
-const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
+/** The value itself when every string and key in it is well-formed (the common case: no copy), else a copy with U+FFFD. */
 function wellFormed(value: unknown): unknown {
-  if (typeof value === 'string') return value.replace(loneSurrogate, '\ufffd');
-  if (Array.isArray(value)) return value.map(wellFormed);
-  if (value !== null && typeof value === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(value))) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.replace(loneSurrogate, '\ufffd'), wellFormed(v)]));
-  }
+  return isWellFormed(value) ? value : toWellFormed(value);
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(value));
+
+function isWellFormed(value: unknown): boolean {
+  if (typeof value === 'string') return value.isWellFormed();
+  if (Array.isArray(value)) return value.every(isWellFormed);
+  if (isPlainObject(value)) return Object.keys(value).every((k) => k.isWellFormed() && isWellFormed(value[k]));
+  return true;
+}
+
+function toWellFormed(value: unknown): unknown {
+  if (typeof value === 'string') return value.toWellFormed();
+  if (Array.isArray(value)) return value.map(toWellFormed);
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.toWellFormed(), toWellFormed(v)]));
   return value;
 }

@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { jsonb } from '../../db/json.ts';
+import type { GoalRow } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { decodeCursor, isoDateTime, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
 import { generate } from './generate.ts';
 import { checkMetric, computeProgress, presentGoal as present, serializeGoal, type Goal } from './model.ts';
-import { activeLimitUpdate, enforceActiveLimit, findGoal, goalNotFound, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
+import { enforceActiveLimit, findGoal, goalNotFound, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
 import { completeRoadmap } from './roadmap-graph.ts';
 import { roadmapActions } from './roadmap.ts';
 import { goalCreateInput, goalFields, goalStatuses } from './schemas.ts';
@@ -83,37 +85,27 @@ export const create = defineAction({
     const status = input.status ?? 'active';
     const agentId = input.agent_id ?? null;
     const roadmap = input.roadmap ? completeRoadmap(input.roadmap) : null;
-    const row = await ctx.db.transaction().execute(async (trx) => {
-      await lockActiveScope(trx, ownerId, agentId);
-      const id = randomUUID();
-      const values = {
-        id,
-        owner_id: ownerId,
-        agent_id: agentId,
-        name: input.name,
-        description: input.description ?? null,
-        status,
-        priority: input.priority ?? null,
-        lead_fields: jsonb(input.lead_fields ?? []),
-        ...metric,
-        unit: input.unit ?? null,
-        target_date: input.target_date ? new Date(input.target_date) : null,
-        roadmap: roadmap === null ? null : jsonb(roadmap),
-        progress: computeProgress({ ...metric, status, roadmap }),
-      };
-      if (status !== 'active' || ctx.maxActiveGoals <= 0) {
-        return trx.insertInto('goals').values(values).returningAll().executeTakeFirstOrThrow();
-      }
-      // An active goal carries the active limit as a CTE of its INSERT: one round trip for both, sent
-      // after the scope lock is held, so it sees every goal committed in the scope. The CTE does not see
-      // the new row, and `keepId` (the new id) says the same. See activeLimitUpdate.
-      return trx
-        .with('deactivated', () => activeLimitUpdate(trx, { ownerId, agentId, keepId: id, limit: ctx.maxActiveGoals }))
-        .insertInto('goals')
-        .values(values)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-    });
+    const goal = {
+      id: randomUUID(),
+      owner_id: ownerId,
+      agent_id: agentId,
+      name: input.name,
+      description: input.description ?? null,
+      status,
+      priority: input.priority ?? null,
+      lead_fields: input.lead_fields ?? [],
+      ...metric,
+      unit: input.unit ?? null,
+      target_date: input.target_date ? new Date(input.target_date).toISOString() : null,
+      roadmap,
+      progress: computeProgress({ ...metric, status, roadmap }),
+    };
+    // One round trip, no explicit transaction: the database function locks the scope, applies the active
+    // limit (for an active goal) and inserts, as one statement (db/0003_goal_write_functions.ts).
+    const limit = status === 'active' ? ctx.maxActiveGoals : 0;
+    const { rows } = await sql<GoalRow>`select * from goals_create(${jsonb(goal)}, ${limit})`.execute(ctx.db);
+    if (!rows[0]) throw new AppError({ code: 'AGENT_NOT_FOUND' });
+    const row = rows[0];
     return present(ctx, row);
   },
 });
@@ -248,58 +240,17 @@ export const attach = defineAction({
     "Makes the goal the agent's lead-info preset. An agent has one attachment: an existing one is replaced, and its goal returned as `replaced_goal_id`. The goal and the agent must have the same owner.",
   input: z.strictObject({ goalId: z.uuid(), agentId: z.uuid() }),
   handler: async ({ input, ctx }) => {
-    return ctx.db.transaction().execute(async (trx) => {
-      // The goal and the agent, of one owner, locked in one statement. The goal FOR KEY SHARE: enough to
-      // keep it from being deleted, and unlike SHARE it does not block the active limit deactivating it
-      // (which would deadlock with a create holding the agent lock). The agent FOR NO KEY UPDATE: it
-      // serialises attaches to one agent, so `replaced_goal_id` is exact.
-      const locked = await trx
-        .selectFrom('goals')
-        .innerJoin('agents', (join) => join.on('agents.id', '=', input.agentId).onRef('agents.owner_id', '=', 'goals.owner_id'))
-        .select(['goals.id', 'goals.owner_id'])
-        .where('goals.id', '=', input.goalId)
-        .$if(ctx.scope.ownerId !== null, (qb) => qb.where('goals.owner_id', '=', ctx.scope.ownerId!))
-        .forKeyShare('goals')
-        .forNoKeyUpdate('agents')
-        .executeTakeFirst();
-      if (!locked) {
-        // Which one is missing (or someone else's), for the error code only.
-        const goal = await trx
-          .selectFrom('goals')
-          .select('id')
-          .where('id', '=', input.goalId)
-          .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
-          .executeTakeFirst();
-        if (!goal) throw goalNotFound();
-        throw new AppError({ code: 'AGENT_NOT_FOUND' });
-      }
-      // The attachment it replaces is read by the statement that writes, sent once the agent lock is
-      // held: its snapshot then holds the previous attach. (A statement that waited for the lock itself
-      // would still see the attachment as of its own start, READ COMMITTED.)
-      const attachment = await trx
-        .with('previous', (db) =>
-          db.selectFrom('agent_goal_attachments').select('goal_id').where('agent_id', '=', input.agentId),
-        )
-        .insertInto('agent_goal_attachments')
-        .values({ agent_id: input.agentId, goal_id: input.goalId, owner_id: locked.owner_id })
-        .onConflict((oc) =>
-          oc.column('agent_id').doUpdateSet({ goal_id: input.goalId, attached_at: nowMs }),
-        )
-        .returning((eb) => [
-          'agent_id',
-          'goal_id',
-          'attached_at',
-          eb.selectFrom('previous').select('goal_id').as('previous_goal_id'),
-        ])
-        .executeTakeFirstOrThrow();
-      const previous = attachment.previous_goal_id ?? null;
-      return {
-        agent_id: attachment.agent_id,
-        goal_id: attachment.goal_id,
-        attached_at: attachment.attached_at.toISOString(),
-        replaced_goal_id: previous && previous !== input.goalId ? previous : null,
-      };
-    });
+    // One round trip: the database function locks the goal and the agent, reads the attachment it
+    // replaces and writes the new one (db/0003_goal_write_functions.ts).
+    const { rows } = await sql<{ agent_id: string; goal_id: string; attached_at: Date; replaced_goal_id: string | null }>`
+      select * from goals_attach(${input.goalId}, ${input.agentId}, ${ctx.scope.ownerId})`.execute(ctx.db);
+    const attachment = rows[0];
+    if (!attachment) {
+      // Which one is missing (or someone else's), for the error code only.
+      await findGoal(ctx, input.goalId);
+      throw new AppError({ code: 'AGENT_NOT_FOUND' });
+    }
+    return { ...attachment, attached_at: attachment.attached_at.toISOString() };
   },
 });
 

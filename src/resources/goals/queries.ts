@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, GoalRow, Roadmap } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
 import type { Context } from '../../rpc/context.ts';
@@ -70,71 +70,27 @@ export async function syncItemsWithRoadmap(
 
 /**
  * Serialises writes to one active-limit scope (an agent, or an owner's agent-less goals) by locking
- * its row, and checks in the same query that the agent belongs to `ownerId`.
+ * its row, and checks in the same query that the agent belongs to `ownerId`. The lock is the database
+ * function `goals_lock_active_scope` (db/0003), which `goals_create` takes too.
  */
 export async function lockActiveScope(trx: Transaction<Database>, ownerId: string, agentId: string | null): Promise<void> {
-  if (agentId === null) {
-    await trx.selectFrom('users').select('id').where('id', '=', ownerId).forNoKeyUpdate().execute();
-    return;
-  }
-  const agent = await trx
-    .selectFrom('agents')
-    .select('id')
-    .where('id', '=', agentId)
-    .where('owner_id', '=', ownerId)
-    .forNoKeyUpdate()
-    .executeTakeFirst();
-  if (!agent) throw new AppError({ code: 'AGENT_NOT_FOUND' });
+  const { rows } = await sql<{ locked: boolean }>`select goals_lock_active_scope(${ownerId}, ${agentId}) as locked`.execute(trx);
+  if (agentId !== null && !rows[0]?.locked) throw new AppError({ code: 'AGENT_NOT_FOUND' });
 }
 
 /**
  * Keeps at most `limit` active goals in a scope: `keepId` (the goal just created or activated) stays,
- * then the newest others; the oldest are set `inactive`. Call with the scope locked. Returns the ids
- * it deactivated.
+ * then the newest others; the oldest are set `inactive` (the database function
+ * `goals_enforce_active_limit`, db/0003, which `goals_create` runs too). Call with the scope locked.
+ * Returns the ids it deactivated.
  */
 export async function enforceActiveLimit(
   trx: Transaction<Database>,
   options: { ownerId: string; agentId: string | null; keepId: string | null; limit: number },
 ): Promise<string[]> {
   if (options.limit <= 0) return [];
-  const rows = await activeLimitUpdate(trx, options).execute();
+  const { ownerId, agentId, keepId, limit } = options;
+  const { rows } = await sql<{ id: string }>`
+    select id from goals_enforce_active_limit(${ownerId}, ${agentId}, ${keepId}, ${limit})`.execute(trx);
   return rows.map((r) => r.id);
-}
-
-/**
- * The statement of `enforceActiveLimit`, not run (`limit > 0`). `goals.create` runs it as a CTE of the
- * INSERT of goal `keepId`, one round trip instead of two: the CTE does not see the new row (one
- * snapshot), and keeps the `limit - 1` newest others active, as `enforceActiveLimit` does after it.
- */
-export function activeLimitUpdate(
-  trx: Transaction<Database>,
-  options: { ownerId: string; agentId: string | null; keepId: string | null; limit: number },
-) {
-  return (
-    trx
-      .updateTable('goals')
-      .set({ status: 'inactive', updated_at: nowMs })
-      // Status and scope are checked again on the row itself: a goal completed or moved to another
-      // agent concurrently, after the subquery chose it, is re-read once its row lock is released and
-      // must not be overwritten to inactive.
-      .where('status', '=', 'active')
-      .where((eb) => (options.agentId === null ? eb('agent_id', 'is', null) : eb('agent_id', '=', options.agentId)))
-      .where(
-        'id',
-        'in',
-        trx
-          .selectFrom('goals')
-          .select('id')
-          .where('owner_id', '=', options.ownerId)
-          .where((eb) =>
-            options.agentId === null ? eb('agent_id', 'is', null) : eb('agent_id', '=', options.agentId),
-          )
-          .where('status', '=', 'active')
-          .$if(options.keepId !== null, (qb) => qb.where('id', '!=', options.keepId!))
-          .orderBy('created_at', 'desc')
-          .orderBy('id', 'desc')
-          .offset(options.keepId !== null ? options.limit - 1 : options.limit),
-      )
-      .returning('id')
-  );
 }
