@@ -183,6 +183,32 @@ describe('action-items.batch-create', () => {
     expect(listed.items).toEqual([...data.action_items].reverse());
   });
 
+  it('answers the items exactly as stored (the rows are not read back)', async () => {
+    const admin = await h.user('internal_admin');
+    const alice = await h.user();
+    const goalId = await goal(alice);
+    const made = ok(
+      await items(admin.key, 'batch-create', {
+        data: {
+          // An upper-case userId still answers the stored (lower-case) ids and the owner.
+          userId: alice.id.toUpperCase(),
+          action_items: [
+            // A lone surrogate is stored as U+FFFD (text goes to Postgres as UTF-8).
+            { description: 'half \ud800 a pair', conversation_id: 'c\udfff' },
+            { description: 'done', completed: true, goal_id: goalId, due_at: '2026-12-10T18:00:00.123456+01:00' },
+          ],
+        },
+      }),
+      201,
+    );
+    expect(made.action_items.map((i: any) => i.owner.id)).toEqual([alice.id, alice.id]);
+    expect(made.action_items[0]).toMatchObject({ description: 'half \ufffd a pair', conversation_id: 'c\ufffd' });
+    expect(made.action_items[1]).toMatchObject({ due_at: '2026-12-10T17:00:00.123Z', goal_id: goalId });
+    for (const item of made.action_items) {
+      expect(ok(await items(alice.key, 'get', { id: item.id }))).toEqual((({ owner: _, ...rest }) => rest)(item));
+    }
+  });
+
   it('takes 50 items', async () => {
     const alice = await h.user();
     const res = await batch(alice.key, Array.from({ length: 50 }, (_, i) => ({ description: `Item ${i}` })));

@@ -72,19 +72,41 @@ export async function createActionItems(
   // cost a 50-item batch more than the rows themselves (npm run bench). `completed` goes as text:
   // postgres.js types an array parameter by its first element, and would declare booleans a boolean.
   const column = <T>(pick: (item: NewItemInput) => T) => items.map(pick);
-  const { rows: inserted } = await sql<ActionItemRow>`
-    insert into action_items
-      (id, owner_id, description, completed, completed_at, due_at, conversation_id, goal_id, roadmap_node_id)
-    select t.id, ${options.ownerId}, t.description, t.completed, case when t.completed then ${nowMs} end,
-           t.due_at, t.conversation_id, t.goal_id, t.roadmap_node_id
-    from unnest(
-      ${ids}::uuid[], ${column((i) => i.description)}::text[], ${column((i) => String(i.completed ?? false))}::text[]::boolean[],
-      ${column((i) => i.due_at?.toISOString() ?? null)}::timestamptz[], ${column((i) => i.conversation_id ?? null)}::text[],
-      ${column((i) => i.goal_id ?? null)}::uuid[], ${column((i) => i.roadmap_node_id ?? null)}::text[]
-    ) as t(id, description, completed, due_at, conversation_id, goal_id, roadmap_node_id)
-    returning *`.execute(trx);
-  const byId = new Map(inserted.map((row) => [row.id, row]));
-  const rows = ids.map((id) => byId.get(id)!);
+  // Only the one timestamp comes back, not the rows: every column of a new row is either sent here or
+  // that timestamp (created_at and updated_at default to it, completed_at is set to it), so the rows
+  // are built below as written. Reading 50 rows back (`returning *`) cost ~6 µs of server CPU an item
+  // (parsing 11 columns, three of them timestamps) and ~3 µs of Postgres (output functions): a 50-item
+  // batch ~300 + ~150 µs, measured in-process against the previous code, alternating.
+  const { rows: written } = await sql<{ created_at: Date }>`
+    with inserted as (
+      insert into action_items
+        (id, owner_id, description, completed, completed_at, due_at, conversation_id, goal_id, roadmap_node_id)
+      select t.id, ${options.ownerId}, t.description, t.completed, case when t.completed then ${nowMs} end,
+             t.due_at, t.conversation_id, t.goal_id, t.roadmap_node_id
+      from unnest(
+        ${ids}::uuid[], ${column((i) => i.description)}::text[], ${column((i) => String(i.completed ?? false))}::text[]::boolean[],
+        ${column((i) => i.due_at?.toISOString() ?? null)}::timestamptz[], ${column((i) => i.conversation_id ?? null)}::text[],
+        ${column((i) => i.goal_id ?? null)}::uuid[], ${column((i) => i.roadmap_node_id ?? null)}::text[]
+      ) as t(id, description, completed, due_at, conversation_id, goal_id, roadmap_node_id)
+      returning created_at
+    )
+    select created_at from inserted limit 1`.execute(trx);
+  const at = written[0]!.created_at;
+  const rows: ActionItemRow[] = items.map((item, index) => ({
+    id: ids[index]!,
+    // Uuids as Postgres writes them (an admin's `userId` may come in upper case).
+    owner_id: options.ownerId.toLowerCase(),
+    // As stored: postgres.js writes text as UTF-8, which turns a lone surrogate into U+FFFD.
+    description: item.description.toWellFormed(),
+    completed: item.completed ?? false,
+    due_at: item.due_at ?? null,
+    completed_at: item.completed ? at : null,
+    conversation_id: item.conversation_id?.toWellFormed() ?? null,
+    goal_id: item.goal_id ? goals.get(item.goal_id)!.id : null,
+    roadmap_node_id: item.roadmap_node_id?.toWellFormed() ?? null,
+    created_at: at,
+    updated_at: at,
+  }));
 
   // Items created completed complete their nodes: one roadmap write per goal.
   const completions = new Map<string, { nodeId: string; completed: boolean }[]>();
