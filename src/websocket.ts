@@ -9,6 +9,7 @@ import type { Logger } from './logger.ts';
 import type { Principal } from './rpc/context.ts';
 import { prepare, type DispatchDeps } from './rpc/dispatch.ts';
 import { AppError, errorEnvelope, logFailure, toAppError, validationError } from './rpc/errors.ts';
+import { uuid } from './resources/shared.ts';
 
 // The invoke protocol over one WebSocket (`GET /v1/ws`). After authenticating — the upgrade's
 // `Authorization`/`X-API-Key` header, or a first `{"type":"auth","token":…}` frame — a client sends
@@ -38,7 +39,7 @@ type RequestId = z.output<typeof requestIdSchema>;
 const authFrame = z.strictObject({
   type: z.literal('auth'),
   token: z.string().min(1).max(8192).describe('An API key, a session JWT, or the service key.'),
-  user_id: z.uuid().optional().describe('With the service key: the user to act as (the `x-user-id` header of HTTP).'),
+  user_id: uuid().optional().describe('With the service key: the user to act as (the `x-user-id` header of HTTP).'),
   request_id: requestIdSchema.optional(),
 });
 

@@ -349,6 +349,17 @@ describe('AI configuration', () => {
     expect(createAiProvider(config)).toMatchObject({ name: 'openai', model: 'llama3.1', temperature: 0.5 });
   });
 
+  it('the provider built from the environment loads the SDK on its first generation and answers through it', async () => {
+    const config = loadConfig({ AI_PROVIDER: 'openai', OPENAI_BASE_URL: fake.baseUrl, AI_MODEL: MODEL });
+    provider = createAiProvider(config);
+    fake.queue(completion(JSON.stringify(GOOD_ANSWER)));
+    const alice = await h.user();
+    const res = await generate(alice.key);
+    expect(res.status).toBe(200);
+    expect(res.body.data).toMatchObject({ suggestion: EXPECTED_SUGGESTION, provider: 'openai', model: MODEL });
+    expect(fake.requests).toHaveLength(1);
+  });
+
   it('sends no key the server could mistake for a real one when OPENAI_API_KEY is unset', async () => {
     provider = createOpenAiProvider({ baseUrl: fake.baseUrl, model: MODEL, timeoutMs: 10_000 });
     fake.queue(completion(JSON.stringify(GOOD_ANSWER)));

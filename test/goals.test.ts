@@ -111,6 +111,31 @@ describe('goals CRUD', () => {
     expect(list.body.data.count).toBe(0);
   });
 
+  it('takes UUIDs in upper case as the same ids, and answers them in lower case', async () => {
+    const alice = await h.user();
+    const agent = (await h.invoke(alice.key, { resource: 'agents', action: 'create', data: { name: 'A' } })).body.data;
+    const up = (id: string) => id.toUpperCase();
+    const goal = await create(alice.key, { name: 'G', agent_id: up(agent.id) });
+    expect(goal.status).toBe(201);
+    expect(goal.body.data.agent_id).toBe(agent.id);
+    const got = await h.invoke(alice.key, { resource: 'goals', action: 'get', id: up(goal.body.data.id) });
+    expect(got.body.data.id).toBe(goal.body.data.id);
+    const other = await create(alice.key, { name: 'H' });
+    const attach = (goalId: string) =>
+      h.invoke(alice.key, { resource: 'goals', action: 'attach', data: { goalId: up(goalId), agentId: up(agent.id) } });
+    expect((await attach(goal.body.data.id)).body.data).toMatchObject({ agent_id: agent.id, goal_id: goal.body.data.id });
+    expect((await attach(other.body.data.id)).body.data.replaced_goal_id).toBe(goal.body.data.id);
+    const item = await h.invoke(alice.key, { resource: 'action-items', action: 'create', data: { description: 'x', goal_id: up(goal.body.data.id) } });
+    expect(item.status).toBe(201);
+    expect(item.body.data.goal_id).toBe(goal.body.data.id);
+    const batch = await h.invoke(alice.key, {
+      resource: 'action-items',
+      action: 'batch-create',
+      data: { action_items: [{ description: 'y', goal_id: up(goal.body.data.id) }] },
+    });
+    expect(batch.status).toBe(201);
+  });
+
   it('gets, updates and deletes a goal', async () => {
     const alice = await h.user();
     const { body } = await create(alice.key, { name: 'A' });

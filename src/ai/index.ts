@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import { createOfflineProvider } from './offline.ts';
-import { createOpenAiProvider } from './openai.ts';
-import type { AiProvider } from './provider.ts';
+import type { OpenAiProviderOptions } from './openai.ts';
+import { GENERATION_TEMPERATURE, type AiProvider } from './provider.ts';
 
 export type { AiProvider, GenerationOptions, GoalSuggestionRequest } from './provider.ts';
 
@@ -19,11 +19,27 @@ export function createAiProvider(
     case 'offline':
       return createOfflineProvider();
     case 'openai':
-      return createOpenAiProvider({
+      return lazyOpenAiProvider({
         baseUrl: config.OPENAI_BASE_URL!,
         apiKey: config.OPENAI_API_KEY,
         model: config.AI_MODEL!,
         timeoutMs: config.AI_TIMEOUT_MS,
       });
   }
+}
+
+/**
+ * The OpenAI-compatible provider, with `./openai.ts` (and the `openai` SDK under it, ~11 MB of RSS) imported
+ * on the first generation: a server with the offline provider, the default, never loads it.
+ */
+function lazyOpenAiProvider(options: OpenAiProviderOptions): AiProvider {
+  let provider: Promise<AiProvider> | undefined;
+  const load = () => (provider ??= import('./openai.ts').then((module) => module.createOpenAiProvider(options)));
+  return {
+    name: 'openai',
+    model: options.model,
+    temperature: GENERATION_TEMPERATURE,
+    suggestGoal: async (request, generation) => (await load()).suggestGoal(request, generation),
+    suggestRoadmap: async (request, generation) => (await load()).suggestRoadmap(request, generation),
+  };
 }

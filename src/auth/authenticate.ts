@@ -6,7 +6,7 @@ import type { Db } from '../db/client.ts';
 import type { Role } from '../db/schema.ts';
 import type { Principal } from '../rpc/context.ts';
 import { AppError } from '../rpc/errors.ts';
-import { API_KEY_PREFIX, hashApiKey, secretsEqual } from './keys.ts';
+import { API_KEY_PREFIX, hashApiKey, matchesSecret } from './keys.ts';
 
 export interface AuthOptions {
   db: Db;
@@ -40,9 +40,11 @@ const uuid = z.uuid();
 export function createAuthenticator(options: AuthOptions) {
   const keys = new Map<string, CachedKey>();
   const users = new Map<string, { role: Role; expiresAt: number }>();
-  const lastUsed = new Map<string, Date>();
+  /** API key id → when it was last used (epoch ms), until the next flush. */
+  const lastUsed = new Map<string, number>();
   const cacheMax = options.cacheMax ?? 10_000;
   const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
+  const isServiceKey = options.serviceKey ? matchesSecret(options.serviceKey) : () => false;
 
   function remember<V>(map: Map<string, V>, key: string, value: V) {
     if (map.size >= cacheMax) map.delete(map.keys().next().value!);
@@ -71,7 +73,7 @@ export function createAuthenticator(options: AuthOptions) {
       };
       if (options.cacheTtlMs > 0) remember(keys, hash, cached);
     }
-    lastUsed.set(cached.principal.apiKeyId!, new Date(now));
+    lastUsed.set(cached.principal.apiKeyId!, now);
     return cached.principal;
   }
 
@@ -111,9 +113,11 @@ export function createAuthenticator(options: AuthOptions) {
     if (typeof sub !== 'string' || !uuid.safeParse(sub).success) {
       throw new AppError({ code: 'INVALID_TOKEN', message: 'The session token has no user id (sub) that is a UUID' });
     }
-    const role = await roleOf(sub);
+    // Canonical (lower case): the rate limit and the caches key on it, so one user is one budget.
+    const userId = sub.toLowerCase();
+    const role = await roleOf(userId);
     if (!role) throw new AppError({ code: 'INVALID_TOKEN', message: 'The session token names an unknown user' });
-    return { userId: sub, role, kind: 'session', credentialId: `user:${sub}` };
+    return { userId, role, kind: 'session', credentialId: `user:${userId}` };
   }
 
   async function fromServiceKey(userIdHeader: string | undefined): Promise<Principal> {
@@ -124,9 +128,10 @@ export function createAuthenticator(options: AuthOptions) {
         details: [{ path: ['headers', 'x-user-id'], message: 'must be a UUID', type: 'invalid_format' }],
       });
     }
-    const role = await roleOf(userIdHeader);
+    const userId = userIdHeader.toLowerCase();
+    const role = await roleOf(userId);
     if (!role) throw new AppError({ code: 'NOT_FOUND', message: 'x-user-id: no such user' });
-    return { userId: userIdHeader, role, kind: 'service', credentialId: `service:${userIdHeader}` };
+    return { userId, role, kind: 'service', credentialId: `service:${userId}` };
   }
 
   return {
@@ -146,7 +151,7 @@ export function createAuthenticator(options: AuthOptions) {
             : 'Authentication required: send Authorization: Bearer <key> or X-API-Key: <key>',
         });
       }
-      if (options.serviceKey && secretsEqual(token, options.serviceKey)) return fromServiceKey(headers.userId);
+      if (isServiceKey(token)) return fromServiceKey(headers.userId);
       if (token.startsWith(API_KEY_PREFIX)) return fromApiKey(token);
       if (JWT_SHAPE.test(token)) return fromJwt(token);
       throw new AppError({ code: 'INVALID_KEY_PREFIX', message: `API keys start with "${API_KEY_PREFIX}"` });
@@ -163,7 +168,7 @@ export function createAuthenticator(options: AuthOptions) {
       const entries = [...lastUsed];
       lastUsed.clear();
       const ids = entries.map(([id]) => id);
-      const times = entries.map(([, at]) => at.toISOString());
+      const times = entries.map(([, at]) => new Date(at).toISOString());
       try {
         await sql`
           update api_keys set last_used_at = v.at

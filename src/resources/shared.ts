@@ -39,6 +39,14 @@ export interface CursorPosition {
   id: string;
 }
 
+/**
+ * A UUID in data, canonical (lower case) once validated: Postgres answers ids in lower case, and code that
+ * matches ids it was sent against ids it read (lock maps, `replaced_goal_id`, owners) must compare like with like.
+ *
+ * @example z.strictObject({ goalId: uuid() })
+ */
+export const uuid = (params?: Parameters<typeof z.uuid>[0]) => z.uuid(params).toLowerCase();
+
 /** Lists are newest first by (created_at, id); the cursor is that pair, opaque to clients. */
 export function encodeCursor(row: { created_at: Date; id: string }): string {
   return Buffer.from(`${row.created_at.toISOString()}|${row.id}`).toString('base64url');
@@ -99,6 +107,8 @@ export async function withOwners<R extends { owner_id: string }, T extends objec
   rows: R[],
   serialize: (row: R) => T,
 ): Promise<(T & { owner?: Owner })[]> {
+  // Outside admin mode (every ordinary call) there is nothing to look up: no owner ids, no empty Map.
+  if (!ctx.scope.admin) return rows.map((row) => serialize(row));
   const owners = await ownersOf(ctx, rows.map((r) => r.owner_id));
   return rows.map((row) => {
     const object = serialize(row);

@@ -5,6 +5,7 @@ import type { Action, ActionRateLimit } from './action.ts';
 import { createContext, type Principal, type ProgressEvent, type Scope, type Services } from './context.ts';
 import { AppError, validationError } from './errors.ts';
 import { registry } from './registry.ts';
+import { uuid } from '../resources/shared.ts';
 
 /** The invoke envelope. Unknown top-level keys are refused, as everywhere else. */
 export const invokeEnvelope = z.strictObject({
@@ -17,10 +18,10 @@ export const invokeEnvelope = z.strictObject({
 /** Fields any action's `data` may carry; only `internal_admin` may use them. */
 export const adminFields = z.object({
   adminMode: z.boolean().optional().describe('internal_admin only: act across every account; objects carry `owner`.'),
-  userId: z.uuid().optional().describe('internal_admin only: act as this user.'),
+  userId: uuid().optional().describe('internal_admin only: act as this user.'),
 });
 
-const uuid = z.uuid({ message: 'must be a UUID' });
+const idSchema = uuid({ message: 'must be a UUID' });
 
 export interface DispatchDeps {
   db: Db;
@@ -92,7 +93,7 @@ export async function prepare(deps: DispatchDeps, principal: Principal, body: un
 
   let id = '';
   if (action.id) {
-    const parsed = uuid.safeParse(rawId);
+    const parsed = idSchema.safeParse(rawId);
     if (!parsed.success) {
       throw rawId === undefined
         ? new AppError({ code: 'VALIDATION_ERROR', message: 'id: required', details: [{ path: ['id'], message: 'required', type: 'invalid_type' }] })

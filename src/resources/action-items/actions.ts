@@ -4,7 +4,7 @@ import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, isoDateTime, onlyIfValid, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
+import { decodeCursor, isoDateTime, onlyIfValid, pageFields, splitPage, withOwners, type Owner, type Page, uuid } from '../shared.ts';
 import { serializeActionItem, type ActionItem } from './model.ts';
 import { lockGoals, roadmapNodeIds, setRoadmapNodesCompleted, type GoalLock } from './node-sync.ts';
 import { createActionItems, goalIdNotFound, unknownNodes, type NewItemInput } from './queries.ts';
@@ -23,7 +23,7 @@ const itemFields = z.object({
     .max(200)
     .nullable()
     .describe("The conversation the item came from, an opaque id of the caller's own system."),
-  goal_id: z.uuid().nullable().describe('A goal of yours the item moves forward.'),
+  goal_id: uuid().nullable().describe('A goal of yours the item moves forward.'),
   roadmap_node_id: z
     .string()
     .min(1)
@@ -62,7 +62,7 @@ export const list = defineAction({
   input: z
     .strictObject({
       completed: z.boolean().optional(),
-      goalId: z.uuid().optional().describe('Only items linked to this goal.'),
+      goalId: uuid().optional().describe('Only items linked to this goal.'),
       dueBefore: datetime.optional().describe('Only items due before this time.'),
       dueAfter: datetime.optional().describe('Only items due at or after this time.'),
       ...pageFields,

@@ -6,7 +6,7 @@ import type { GoalRow } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, isoDateTime, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
+import { decodeCursor, isoDateTime, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page, uuid } from '../shared.ts';
 import { generate } from './generate.ts';
 import { checkMetric, computeProgress, presentGoal as present, serializeGoal, type Goal } from './model.ts';
 import { enforceActiveLimit, findGoal, goalNotFound, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
@@ -19,7 +19,7 @@ export const list = defineAction({
   description: 'Newest first. `count` is the number of goals matching the filter. Goals in a list carry no `roadmap`.',
   readOnly: true,
   input: z.strictObject({
-    agentId: z.uuid().optional().describe('Only goals of this agent.'),
+    agentId: uuid().optional().describe('Only goals of this agent.'),
     status: z.enum(goalStatuses).optional(),
     search: z.string().min(1).max(200).optional().describe('Case-insensitive match on name or description.'),
     ...pageFields,
@@ -238,7 +238,7 @@ export const attach = defineAction({
   summary: 'Attach a goal to an agent',
   description:
     "Makes the goal the agent's lead-info preset. An agent has one attachment: an existing one is replaced, and its goal returned as `replaced_goal_id`. The goal and the agent must have the same owner.",
-  input: z.strictObject({ goalId: z.uuid(), agentId: z.uuid() }),
+  input: z.strictObject({ goalId: uuid(), agentId: uuid() }),
   handler: async ({ input, ctx }) => {
     // One round trip: the database function locks the goal and the agent, reads the attachment it
     // replaces and writes the new one (db/0003_goal_write_functions.ts).
@@ -258,7 +258,7 @@ export const detach = defineAction({
   summary: 'Detach a goal from an agent',
   description:
     'Idempotent: `detached: false` when nothing (or, with `goalId`, not that goal) was attached.',
-  input: z.strictObject({ agentId: z.uuid(), goalId: z.uuid().optional() }),
+  input: z.strictObject({ agentId: uuid(), goalId: uuid().optional() }),
   handler: async ({ input, ctx }) => {
     const agent = await ctx.db
       .selectFrom('agents')

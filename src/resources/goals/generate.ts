@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
+import { uuid } from '../shared.ts';
 
 export const generate = defineAction({
   summary: 'Suggest a goal configuration from a description',
@@ -19,7 +20,7 @@ export const generate = defineAction({
       .min(1, 'describe the goal')
       .max(2000, 'at most 2000 characters')
       .describe('What the agent should collect or achieve, in plain words (1–2000 characters).'),
-    agentId: z.uuid().optional().describe('The agent the goal is for: its name and description inform the suggestion, which then carries its `agent_id`.'),
+    agentId: uuid().optional().describe('The agent the goal is for: its name and description inform the suggestion, which then carries its `agent_id`.'),
   }),
   handler: async ({ input, ctx }) => {
     let agent: { id: string; name: string; description: string | null } | undefined;

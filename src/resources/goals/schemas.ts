@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isoDateTime } from '../shared.ts';
+import { isoDateTime, uuid } from '../shared.ts';
 import { roadmapSchema } from './roadmap-graph.ts';
 
 export const leadFieldTypes = ['text', 'email', 'phone', 'number', 'date', 'datetime', 'boolean', 'select', 'url'] as const;
@@ -52,7 +52,7 @@ export const goalWritableFields = {
   description: z.string().max(5000).nullable(),
   status: z.enum(goalStatuses),
   priority: z.number().int().min(0).max(100).nullable(),
-  agent_id: z.uuid().nullable().describe('The agent that pursues the goal; the active limit counts per agent.'),
+  agent_id: uuid().nullable().describe('The agent that pursues the goal; the active limit counts per agent.'),
   lead_fields: leadFields,
   goal_type: z.enum(goalTypes),
   target_value: metricNumber.nullable(),
