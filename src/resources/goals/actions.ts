@@ -8,7 +8,7 @@ import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { decodeCursor, isoDateTime, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page, uuid } from '../shared.ts';
 import { generate } from './generate.ts';
-import { checkMetric, computeProgress, presentGoal as present, serializeGoal, type Goal } from './model.ts';
+import { checkMetric, computeProgress, goalListColumns, presentGoal as present, serializeGoal, type Goal } from './model.ts';
 import { enforceActiveLimit, findGoal, goalNotFound, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
 import { completeRoadmap } from './roadmap-graph.ts';
 import { roadmapActions } from './roadmap.ts';
@@ -41,7 +41,7 @@ export const list = defineAction({
     // then, unless a cursor paged past the end, which asks for the count alone.
     const count = filtered.select((eb) => eb.fn.countAll<string>().as('count'));
     const rows = await filtered
-      .selectAll()
+      .select(goalListColumns)
       .select(count.as('total'))
       .$if(after !== undefined, (qb) =>
         qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
