@@ -5,7 +5,7 @@ import type { RoadmapNode } from '../src/db/schema.ts';
 import { computeProgress } from '../src/resources/goals/model.ts';
 import { lockGoals, setLinkedItemsCompleted, setRoadmapNodesCompleted } from '../src/resources/action-items/node-sync.ts';
 import { registry } from '../src/rpc/registry.ts';
-import { createHarness, expectError, onRealPostgres, type Answer, type Harness } from './support/harness.ts';
+import { createHarness, expectError, onRealPostgres, ok, type Harness } from './support/harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -19,13 +19,6 @@ const items = (key: string, action: string, envelope: { id?: string; data?: unkn
   h.invoke(key, { resource: 'action-items', action, ...envelope });
 const createItem = (key: string, data: Record<string, unknown>) => items(key, 'create', { data });
 const batch = (key: string, actionItems: unknown[]) => items(key, 'batch-create', { data: { action_items: actionItems } });
-
-function ok(answer: Answer, status = 200): any {
-  if (answer.status !== status || answer.body?.success !== true) {
-    throw new Error(`expected ${status} success, got ${answer.status} ${JSON.stringify(answer.body)}`);
-  }
-  return answer.body.data;
-}
 
 async function goal(user: User, data: Record<string, unknown> = {}): Promise<string> {
   const created = ok(await h.invoke(user.key, { resource: 'goals', action: 'create', data: { name: 'Goal', status: 'inactive', ...data } }), 201);

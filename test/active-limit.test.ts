@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHarness, type Answer, type Harness } from './support/harness.ts';
+import { createHarness, ok, type Harness } from './support/harness.ts';
 
 /**
  * The active limit (MAX_ACTIVE_GOALS, 3 in the harness): per agent, and per owner for goals without
@@ -14,11 +14,6 @@ function useHarness(options: Parameters<typeof createHarness>[0] = {}) {
     h = await createHarness(options);
   });
   afterAll(() => h.close());
-}
-
-function ok(answer: Answer, status = 200): any {
-  if (answer.status !== status) throw new Error(`expected ${status}, got ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body.data;
 }
 
 // Timestamps have millisecond precision: sequential creates wait a little so "oldest" is unambiguous.

@@ -1,17 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHarness, expectError, type Answer, type Harness } from './support/harness.ts';
+import { createHarness, expectError, ok, type Harness } from './support/harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
   h = await createHarness();
 });
 afterAll(() => h.close());
-
-function ok(answer: Answer, status = 200): any {
-  if (answer.status !== status) throw new Error(`expected ${status}, got ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body.data;
-}
 
 const agents = (key: string, action: string, rest: { id?: string; data?: Record<string, unknown> } = {}) =>
   h.invoke(key, { resource: 'agents', action, ...rest });

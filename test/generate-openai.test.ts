@@ -6,7 +6,7 @@ import { createOpenAiProvider } from '../src/ai/openai.ts';
 import type { AiProvider } from '../src/ai/provider.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { goalSuggestion, leadFieldTypes } from '../src/resources/goals/schemas.ts';
-import { completion, hang, pieces, startFakeOpenAi, status, stream, type FakeOpenAi } from './support/fake-openai.ts';
+import { completion, delegatingProvider, hang, pieces, startFakeOpenAi, status, stream, type FakeOpenAi } from './support/fake-openai.ts';
 import { createHarness, expectError, type Harness } from './support/harness.ts';
 import { readEvents, serveOnLoopback, type SseEvent } from './support/sse.ts';
 
@@ -18,17 +18,7 @@ let fake: FakeOpenAi;
 let h: Harness;
 let provider: AiProvider;
 // The app's provider delegates to `provider`, so a test can swap in one with another timeout.
-const delegating: AiProvider = {
-  name: 'openai',
-  get model() {
-    return provider.model;
-  },
-  get temperature() {
-    return provider.temperature;
-  },
-  suggestGoal: (request, options) => provider.suggestGoal(request, options),
-  suggestRoadmap: (request, options) => provider.suggestRoadmap(request, options),
-};
+const delegating = delegatingProvider(() => provider);
 const withTimeout = (timeoutMs: number) =>
   createOpenAiProvider({ baseUrl: fake.baseUrl, apiKey: 'test-key', model: MODEL, timeoutMs });
 

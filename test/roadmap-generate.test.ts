@@ -8,8 +8,8 @@ import { createWebSocketHub } from '../src/websocket.ts';
 import { createOpenAiProvider } from '../src/ai/openai.ts';
 import type { AiProvider } from '../src/ai/provider.ts';
 import { checkGraph, LAYER_SPACING } from '../src/resources/goals/roadmap-graph.ts';
-import { completion, hang, pieces, startFakeOpenAi, status, stream, type FakeOpenAi } from './support/fake-openai.ts';
-import { createHarness, expectError, type Answer, type Harness } from './support/harness.ts';
+import { completion, delegatingProvider, hang, pieces, startFakeOpenAi, status, stream, type FakeOpenAi } from './support/fake-openai.ts';
+import { createHarness, expectError, ok, type Harness } from './support/harness.ts';
 import { readEvents } from './support/sse.ts';
 import { WsClient } from './support/ws-client.ts';
 
@@ -22,19 +22,7 @@ let fake: FakeOpenAi;
 let h: Harness;
 let server: Awaited<ReturnType<Harness['listen']>>;
 let provider: AiProvider = createOfflineProvider();
-const delegating: AiProvider = {
-  get name() {
-    return provider.name;
-  },
-  get model() {
-    return provider.model;
-  },
-  get temperature() {
-    return provider.temperature;
-  },
-  suggestGoal: (request, options) => provider.suggestGoal(request, options),
-  suggestRoadmap: (request, options) => provider.suggestRoadmap(request, options),
-};
+const delegating = delegatingProvider(() => provider);
 const openai = (timeoutMs = 10_000) => createOpenAiProvider({ baseUrl: fake.baseUrl, apiKey: 'test-key', model: MODEL, timeoutMs });
 
 beforeAll(async () => {
@@ -51,13 +39,6 @@ afterAll(async () => {
 });
 
 type User = Awaited<ReturnType<Harness['user']>>;
-
-function ok(answer: Answer, status = 200): any {
-  if (answer.status !== status || answer.body?.success !== true) {
-    throw new Error(`expected ${status} success, got ${answer.status} ${JSON.stringify(answer.body)}`);
-  }
-  return answer.body.data;
-}
 
 const goals = (key: string, action: string, envelope: { id?: string; data?: unknown } = {}) =>
   h.invoke(key, { resource: 'goals', action, ...envelope });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkGraph, findCycle, layoutRoadmap, LAYER_SPACING, NODE_SPACING } from '../src/resources/goals/roadmap-graph.ts';
-import { createHarness, expectError, onRealPostgres, type Answer, type Harness } from './support/harness.ts';
+import { createHarness, expectError, onRealPostgres, ok, type Harness } from './support/harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -9,13 +9,6 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 type User = Awaited<ReturnType<Harness['user']>>;
-
-function ok(answer: Answer, status = 200): any {
-  if (answer.status !== status || answer.body?.success !== true) {
-    throw new Error(`expected ${status} success, got ${answer.status} ${JSON.stringify(answer.body)}`);
-  }
-  return answer.body.data;
-}
 
 const goals = (key: string, action: string, envelope: { id?: string; data?: unknown } = {}) =>
   h.invoke(key, { resource: 'goals', action, ...envelope });

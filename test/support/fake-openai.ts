@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AiProvider } from '../../src/ai/provider.ts';
 
 /** One request the fake server received, and what became of it. */
 export interface ReceivedRequest {
@@ -128,3 +129,21 @@ export function pieces(text: string, parts: number): string[] {
   for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
   return out;
 }
+
+/** An AiProvider that forwards every call to `current()`: a harness keeps this one, and a test swaps what it returns. */
+export function delegatingProvider(current: () => AiProvider): AiProvider {
+  return {
+    get name() {
+      return current().name;
+    },
+    get model() {
+      return current().model;
+    },
+    get temperature() {
+      return current().temperature;
+    },
+    suggestGoal: (request, options) => current().suggestGoal(request, options),
+    suggestRoadmap: (request, options) => current().suggestRoadmap(request, options),
+  };
+}
+

@@ -142,6 +142,14 @@ export async function createHarness(options: HarnessOptions = {}) {
 
 export type Harness = Awaited<ReturnType<typeof createHarness>>;
 
+/** Asserts a success envelope with `status` and returns its `data`. */
+export function ok(answer: Answer, status = 200): any {
+  if (answer.status !== status || answer.body?.success !== true) {
+    throw new Error(`expected ${status} success, got ${answer.status} ${JSON.stringify(answer.body)}`);
+  }
+  return answer.body.data;
+}
+
 /** Asserts the error envelope's shape and returns it. */
 export function expectError(answer: Answer, code: string, status: number) {
   const body = answer.body as { success: boolean; error: { code: string; status: number; message: string; request_id: string } };
