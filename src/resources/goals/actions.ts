@@ -6,7 +6,7 @@ import type { GoalRow } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, isoDateTime, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page, uuid } from '../shared.ts';
+import { decodeCursor, isoDateTime, onlyIfValid, likePattern, pageFields, splitPage, uuid, withOwners, type Owner, type Page } from '../shared.ts';
 import { generate } from './generate.ts';
 import { checkMetric, computeProgress, goalListColumns, presentGoal as present, serializeGoal, type Goal } from './model.ts';
 import { enforceActiveLimit, findGoal, goalNotFound, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
@@ -102,10 +102,9 @@ export const create = defineAction({
     };
     // One round trip, no explicit transaction: the database function locks the scope, applies the active
     // limit (for an active goal) and inserts, as one statement (db/0003_goal_write_functions.ts).
-    const limit = status === 'active' ? ctx.maxActiveGoals : 0;
-    const { rows } = await sql<GoalRow>`select * from goals_create(${jsonb(goal)}, ${limit})`.execute(ctx.db);
-    if (!rows[0]) throw new AppError({ code: 'AGENT_NOT_FOUND' });
-    const row = rows[0];
+    const { rows } = await sql<GoalRow>`select * from goals_create(${jsonb(goal)}, ${ctx.maxActiveGoals})`.execute(ctx.db);
+    const [row] = rows;
+    if (!row) throw new AppError({ code: 'AGENT_NOT_FOUND' });
     return present(ctx, row);
   },
 });
