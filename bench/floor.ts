@@ -39,9 +39,10 @@ app.post('/v1', async (c) => {
       return row ? c.json({ success: true, data: row }) : c.json({ success: false }, 404);
     }
     case 'goals.list': {
-      // The page and the count of every match, in one statement.
+      // The page and the count of every match, in one statement; the count from goal_counts, the per-owner
+      // counts the database keeps (db/0004), as Goalpost reads it.
       const rows = await sql`
-        select ${listColumns}, (select count(*) from goals where owner_id = ${owner})::int as total
+        select ${listColumns}, (select coalesce(sum(n), 0) from goal_counts where owner_id = ${owner})::int as total
         from goals where owner_id = ${owner}
         order by created_at desc, id desc limit ${data.limit + 1}`;
       const count = rows[0]?.total ?? 0;

@@ -86,6 +86,15 @@ export interface AgentGoalAttachmentsTable {
   attached_at: Generated<Date>;
 }
 
+/** How many goals an owner has under one agent (null: none) and status; kept by triggers on goals (db/0004). */
+export interface GoalCountsTable {
+  owner_id: string;
+  agent_id: string | null;
+  status: GoalStatus;
+  /** bigint: postgres.js answers a string. */
+  n: ColumnType<string, never, never>;
+}
+
 export interface ActionItemsTable {
   id: Generated<string>;
   owner_id: string;
@@ -108,6 +117,7 @@ export interface Database {
   agents: AgentsTable;
   goals: GoalsTable;
   agent_goal_attachments: AgentGoalAttachmentsTable;
+  goal_counts: GoalCountsTable;
   action_items: ActionItemsTable;
 }
 

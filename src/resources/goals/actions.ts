@@ -38,8 +38,17 @@ export const list = defineAction({
       );
     // The page and the count of every match in one statement (one round trip, not two): the count is
     // an uncorrelated subquery, which Postgres runs once. A page without rows carries no count; it is 0
-    // then, unless a cursor paged past the end, which asks for the count alone.
-    const count = filtered.select((eb) => eb.fn.countAll<string>().as('count'));
+    // then, unless a cursor paged past the end, which asks for the count alone. Without `search` the count is
+    // a sum over goal_counts (kept by triggers, db/0004): a few rows, however many goals the owner has.
+    const count =
+      input.search === undefined
+        ? ctx.db
+            .selectFrom('goal_counts')
+            .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+            .$if(input.agentId !== undefined, (qb) => qb.where('agent_id', '=', input.agentId!))
+            .$if(input.status !== undefined, (qb) => qb.where('status', '=', input.status!))
+            .select((eb) => eb.fn.coalesce(eb.fn.sum<string>('n'), sql.lit(0)).as('count'))
+        : filtered.select((eb) => eb.fn.countAll<string>().as('count'));
     const rows = await filtered
       .select(goalListColumns)
       .select(count.as('total'))
