@@ -39,11 +39,13 @@ app.post('/v1', async (c) => {
       return row ? c.json({ success: true, data: row }) : c.json({ success: false }, 404);
     }
     case 'goals.list': {
-      // The page and the count of every match, in one statement; the count from goal_counts, the per-owner
-      // counts the database keeps (db/0004), as Goalpost reads it.
+      // The page and the count of every match, in one statement, as Goalpost reads them: the count from
+      // goal_counts, the per-owner counts the database keeps (db/0004); the page under a constant inner limit
+      // (src/resources/shared.ts, PAGE_ROWS_MAX), so that Postgres keeps one generic plan.
       const rows = await sql`
-        select ${listColumns}, (select coalesce(sum(n), 0) from goal_counts where owner_id = ${owner})::int as total
-        from goals where owner_id = ${owner}
+        select *, (select coalesce(sum(n), 0) from goal_counts where owner_id = ${owner})::int as total
+        from (select ${listColumns} from goals where owner_id = ${owner}
+              order by created_at desc, id desc limit 101) as page
         order by created_at desc, id desc limit ${data.limit + 1}`;
       const count = rows[0]?.total ?? 0;
       const items = rows.slice(0, data.limit).map(({ total: _, ...row }) => row);

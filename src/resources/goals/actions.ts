@@ -6,7 +6,7 @@ import type { GoalRow } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, isoDateTime, onlyIfValid, likePattern, pageFields, splitPage, uuid, withOwners, type Owner, type Page } from '../shared.ts';
+import { decodeCursor, isoDateTime, onlyIfValid, likePattern, PAGE_ROWS_MAX, pageFields, splitPage, uuid, withOwners, type Owner, type Page } from '../shared.ts';
 import { generate } from './generate.ts';
 import { checkMetric, computeProgress, goalListColumns, presentGoal as present, serializeGoal, type Goal } from './model.ts';
 import { enforceActiveLimit, findGoal, goalNotFound, lockActiveScope, syncItemsWithRoadmap } from './queries.ts';
@@ -49,14 +49,21 @@ export const list = defineAction({
             .$if(input.status !== undefined, (qb) => qb.where('status', '=', input.status!))
             .select((eb) => eb.fn.coalesce(eb.fn.sum<string>('n'), sql.lit(0)).as('count'))
         : filtered.select((eb) => eb.fn.countAll<string>().as('count'));
-    const rows = await filtered
+    const newest = filtered
       .select(goalListColumns)
-      .select(count.as('total'))
       .$if(after !== undefined, (qb) =>
         qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
       )
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
+      .limit(sql.lit(PAGE_ROWS_MAX));
+    // The requested page of at most PAGE_ROWS_MAX newest rows (why two limits: PAGE_ROWS_MAX).
+    const rows = await ctx.db
+      .selectFrom(newest.as('page'))
+      .selectAll('page')
+      .select(count.as('total'))
+      .orderBy('page.created_at', 'desc')
+      .orderBy('page.id', 'desc')
       .limit(input.limit + 1)
       .execute();
     const total =
