@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { GoalRow, GoalType, Roadmap } from '../../db/schema.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError, type IssueDetail } from '../../rpc/errors.ts';
@@ -12,6 +13,8 @@ export const goalListColumns = [
   'current_value', 'min_value', 'max_value', 'unit', 'target_date', 'progress', 'created_at', 'updated_at',
 ] as const satisfies readonly (keyof GoalRow)[];
 export type GoalListRow = Pick<GoalRow, (typeof goalListColumns)[number]>;
+/** The same columns as SQL text, for `goals.list`'s template. */
+export const goalListColumnsSql = sql.raw(goalListColumns.join(', '));
 
 /**
  * The goal object of the API. `roadmap` only when `withRoadmap` (get, not list). Added with
