@@ -304,8 +304,9 @@ describe('client errors', () => {
       bodyLimitBytes: 1024 * 1024,
     });
     for (const body of [
-      { resource: 'goals', action: 'list' },
-      // A write built by Kysely. (goals.create calls a database function, which resolves its own tables.)
+      // Statements built by Kysely, which qualifies tables with the schema. (goals.list and goals.get are sql
+      // templates and goals.create calls a database function: those resolve their tables on the search path.)
+      { resource: 'agents', action: 'list' },
       { resource: 'agents', action: 'create', data: { name: 'x' } },
       { resource: 'agents', action: 'get', id: randomUUID() },
     ]) {

@@ -223,7 +223,11 @@ describe('goals.list', () => {
   it('pages newest first with a cursor and counts every match', async () => {
     const alice = await h.user();
     const names = ['g1', 'g2', 'g3', 'g4', 'g5'];
-    for (const name of names) await create(alice.key, { name, status: 'inactive' });
+    for (const name of names) {
+      await create(alice.key, { name, status: 'inactive' });
+      // Distinct milliseconds: goals created in the same one are ordered by id, not by when they came.
+      await new Promise((resolve) => setTimeout(resolve, 3));
+    }
     const seen: string[] = [];
     let cursor: string | undefined;
     do {
