@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { Migrator, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/client.ts';
-import { createHarness, ok, onRealPostgres, type Harness } from './support/harness.ts';
+import { createHarness, ok, onRealPostgres, type Answer, type Harness } from './support/harness.ts';
 
 /**
- * `goals.list` answers `count` from goal_counts (db/0004), kept by triggers on goals. These tests write goals
- * every way the API can (create with the active limit, update of status and agent, delete, deleting an agent)
- * and check after each step that every filter's count is the number of goals it matches, and that the kept
- * counts are exactly what counting the goals table gives.
+ * `goals.list` answers `count` from goal_counts (db/0004): delta rows written by triggers on goals, a key's count
+ * the sum of its rows, folded now and then. These tests write goals every way the API can (create with the active
+ * limit, update of status and agent, delete, deleting an agent or a user) and check after each step that every
+ * filter's count is the number of goals it matches, and that the kept sums are exactly what counting the goals
+ * table gives.
  */
 
 let h: Harness;
@@ -24,10 +25,28 @@ const statuses = ['active', 'inactive', 'completed', 'abandoned'] as const;
 const invoke = (key: string, action: string, rest: Record<string, unknown>) =>
   h.invoke(key, { resource: 'goals', action, ...rest });
 
-/** goal_counts of an owner, and the same counted from goals, each as sorted "agent|status|n" lines. */
+/** Until a request of this database waits for a lock in the active limit (at most 5 s). */
+async function waitForLockWait() {
+  for (let i = 0; i < 500; i++) {
+    const [row] = await h.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock' and query like '%goals_enforce_active_limit%'`;
+    if (row!.n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('no request came to wait for a lock');
+}
+
+/** goal_counts of an owner summed per key (keys summing to 0 left out), and the same counted from goals. */
 async function keptAndCounted(ownerId: string) {
   const line = (r: { agent_id: string | null; status: string; n: string | number }) => `${r.agent_id ?? '-'}|${r.status}|${r.n}`;
-  const kept = await h.db.selectFrom('goal_counts').select(['agent_id', 'status', 'n']).where('owner_id', '=', ownerId).execute();
+  const kept = await h.db
+    .selectFrom('goal_counts')
+    .select(['agent_id', 'status', (eb) => eb.fn.sum<string>('n').as('n')])
+    .where('owner_id', '=', ownerId)
+    .groupBy(['agent_id', 'status'])
+    .having((eb) => eb.fn.sum('n'), '<>', 0)
+    .execute();
   const counted = await h.db
     .selectFrom('goals')
     .select(['agent_id', 'status', (eb) => eb.fn.countAll<string>().as('n')])
@@ -77,11 +96,21 @@ describe('goals.list count, kept by triggers', () => {
     ok(await invoke(alice.key, 'delete', { id: goals[3] }));
     await expectCountsExact(alice, [a, b]);
 
-    // Deleting agent B moves its goals to no agent; its count rows go, none is left at 0.
+    // Deleting agent B moves its goals to no agent: B's keys sum to 0 (expectCountsExact leaves out no key).
     ok(await h.invoke(alice.key, { resource: 'agents', action: 'delete', id: b }));
     await expectCountsExact(alice, [a]);
-    const rowsOfB = await h.db.selectFrom('goal_counts').select('n').where('agent_id', '=', b).execute();
-    expect(rowsOfB).toEqual([]);
+  });
+
+  it('folding the rows of an owner keeps every sum and leaves one row per key', async () => {
+    const gus = await h.user();
+    const agent = ok(await h.invoke(gus.key, { resource: 'agents', action: 'create', data: { name: 'G' } }), 201).id;
+    for (let i = 0; i < 6; i++) ok(await invoke(gus.key, 'create', { data: { name: `g${i}`, agent_id: agent } }), 201);
+    const before = await keptAndCounted(gus.id);
+    await sql`select goal_counts_fold(${gus.id})`.execute(h.db);
+    const rows = await h.db.selectFrom('goal_counts').select(['agent_id', 'status', 'n']).where('owner_id', '=', gus.id).execute();
+    expect(rows.map((r) => `${r.agent_id}|${r.status}|${r.n}`).sort()).toEqual([`${agent}|active|2`, `${agent}|inactive|4`]);
+    expect(await keptAndCounted(gus.id)).toEqual(before);
+    await expectCountsExact(gus, [agent]);
   });
 
   it('counts one user for an admin acting as that user, and nothing of anyone else', async () => {
@@ -91,13 +120,16 @@ describe('goals.list count, kept by triggers', () => {
     expect(ok(await invoke(alice.key, 'list', { data: {} })).count).toBe(3);
     expect(ok(await invoke(admin.key, 'list', { data: { userId: alice.id } })).count).toBe(3);
     expect(ok(await invoke(admin.key, 'list', { data: { userId: alice.id, status: 'active' } })).count).toBe(0);
-    // A cursor past the last page asks for the count alone.
-    const page = ok(await invoke(alice.key, 'list', { data: { limit: 3 } }));
-    expect(page).toMatchObject({ count: 3, next_cursor: null });
-    const all = ok(await invoke(alice.key, 'list', { data: { limit: 2 } }));
-    const rest = ok(await invoke(alice.key, 'list', { data: { limit: 2, cursor: all.next_cursor } }));
-    expect(rest).toMatchObject({ count: 3, next_cursor: null });
-    expect(rest.items).toHaveLength(1);
+    // A cursor past the last page (its goals deleted since) asks for the count alone.
+    const first = ok(await invoke(alice.key, 'list', { data: { limit: 2 } }));
+    const last = ok(await invoke(alice.key, 'list', { data: { limit: 2, cursor: first.next_cursor } }));
+    expect(last).toMatchObject({ count: 3, next_cursor: null });
+    ok(await invoke(alice.key, 'delete', { id: last.items[0].id }));
+    expect(ok(await invoke(alice.key, 'list', { data: { limit: 2, cursor: first.next_cursor } }))).toEqual({
+      items: [],
+      count: 2,
+      next_cursor: null,
+    });
   });
 
   it('a list with search counts its matches, not every goal', async () => {
@@ -139,7 +171,7 @@ describe('goals.list count, kept by triggers', () => {
         insert into goals (owner_id, agent_id, name, status)
         select a.owner_id, case when g % 3 = 0 then null else a.id end, 'g' || g, (array['active', 'inactive'])[1 + g % 2]
         from a cross join generate_series(1, 10) as g`.execute(fresh.db);
-      expect((await migrator.migrateToLatest()).results?.map((r) => r.migrationName)).toEqual(['0004_goal_counts']);
+      expect((await migrator.migrateToLatest()).results?.map((r) => r.migrationName)).toContain('0004_goal_counts');
       const counts = await fresh.db
         .selectFrom('goal_counts')
         .select([sql<string>`(agent_id is null)::text`.as('agentless'), 'status', 'n'])
@@ -154,6 +186,13 @@ describe('goals.list count, kept by triggers', () => {
         'true|active|1',
         'true|inactive|2',
       ]);
+      // Across every owner (what adminMode sums): the goals, counted.
+      const { rows: whole } = await sql<{ kept: string; counted: string }>`
+        select (select sum(n) from goal_counts)::text as kept, (select count(*) from goals)::text as counted`.execute(fresh.db);
+      expect(whole).toEqual([{ kept: '10', counted: '10' }]);
+      // TRUNCATE fires no row trigger; the counts go with the goals all the same.
+      await sql`truncate goals cascade`.execute(fresh.db);
+      expect(await fresh.db.selectFrom('goal_counts').select('n').execute()).toEqual([]);
     } finally {
       await fresh.close();
       rmSync(dir, { recursive: true, force: true });
@@ -183,6 +222,36 @@ describe.runIf(onRealPostgres())('goals.list count under concurrent writes (real
     // A goal deleted by one call is NOT_FOUND to a later one; nothing else may fail (no deadlock, no 500).
     for (const answer of answers) expect([200, 201, 404]).toContain(answer.status);
     await expectCountsExact(erin, agents);
+  });
+
+  it('activating a goal while another transaction holds and then completes the oldest active one: no deadlock', async () => {
+    // In order, made certain: a transaction locks the oldest active goal W; goals.update activates X, which
+    // writes X's counts and then waits in the active limit for W; the transaction completes W and commits.
+    // Counts kept as one locked row per key deadlocked here: W's update waited for the (agent, active) row the
+    // activation held, which waited for W (409 CONFLICT). Delta rows wait for nothing.
+    const hal = await h.user();
+    const agent = ok(await h.invoke(hal.key, { resource: 'agents', action: 'create', data: { name: 'H' } }), 201).id;
+    const oldest = ok(await invoke(hal.key, 'create', { data: { name: 'old', agent_id: agent } }), 201).id;
+    await new Promise((resolve) => setTimeout(resolve, 3));
+    ok(await invoke(hal.key, 'create', { data: { name: 'mid', agent_id: agent } }), 201);
+    const parked = ok(await invoke(hal.key, 'create', { data: { name: 'new', agent_id: agent, status: 'inactive' } }), 201).id;
+    let activation: Promise<Answer> | undefined;
+    await h.sql.begin(async (tx) => {
+      await tx`select 1 from goals where id = ${oldest} for no key update`;
+      activation = invoke(hal.key, 'update', { id: parked, data: { status: 'active' } });
+      await waitForLockWait();
+      await tx`update goals set status = 'completed' where id = ${oldest}`;
+    });
+    expect((await activation!).status).toBe(200);
+    const { rows } = await sql<{ name: string; status: string }>`
+      select name, status from goals where owner_id = ${hal.id} order by name`.execute(h.db);
+    // W completed stays completed; the limit (2) holds with mid and new active.
+    expect(rows).toEqual([
+      { name: 'mid', status: 'active' },
+      { name: 'new', status: 'active' },
+      { name: 'old', status: 'completed' },
+    ]);
+    await expectCountsExact(hal, [agent]);
   });
 
   it('40 concurrent status changes between two statuses, both ways: no deadlock on the count rows', async () => {

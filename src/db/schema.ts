@@ -86,13 +86,15 @@ export interface AgentGoalAttachmentsTable {
   attached_at: Generated<Date>;
 }
 
-/** How many goals an owner has under one agent (null: none) and status; kept by triggers on goals (db/0004). */
+/**
+ * Deltas of how many goals an owner has under one agent (null: none) and status: a key's count is the sum of its
+ * rows. Written only by triggers on goals (db/0004).
+ */
 export interface GoalCountsTable {
   owner_id: string;
   agent_id: string | null;
   status: GoalStatus;
-  /** bigint: postgres.js answers a string. */
-  n: ColumnType<string, never, never>;
+  n: ColumnType<number, never, never>;
 }
 
 export interface ActionItemsTable {
