@@ -1,5 +1,7 @@
+import { sql, type SelectQueryBuilder } from 'kysely';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
+import type { Database } from '../db/schema.ts';
 import type { Context } from '../rpc/context.ts';
 import { AppError } from '../rpc/errors.ts';
 
@@ -82,6 +84,26 @@ export function decodeCursor(cursor: string | undefined): CursorPosition | undef
     });
   }
   return { createdAt, id };
+}
+
+/**
+ * The `limit + 1` newest rows of `query` (its filters and cursor applied), newest first, read under a constant
+ * inner limit so that Postgres keeps one plan for the statement (why: PAGE_ROWS_MAX).
+ *
+ * @example await newestPage(ctx.db, filtered.selectAll(), input.limit)
+ */
+export function newestPage<O extends { created_at: Date; id: string }>(
+  db: Db,
+  query: SelectQueryBuilder<Database, any, O>,
+  limit: number,
+): Promise<O[]> {
+  const newest = query.orderBy(sql`created_at desc, id desc`).limit(sql.lit(PAGE_ROWS_MAX));
+  return db
+    .selectFrom(newest.as('page'))
+    .selectAll()
+    .orderBy(sql`created_at desc, id desc`)
+    .limit(limit + 1)
+    .execute() as Promise<O[]>;
 }
 
 /** Splits the `limit + 1` rows a list query fetched into this page and the next cursor. */

@@ -4,7 +4,7 @@ import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, isoDateTime, onlyIfValid, pageFields, splitPage, withOwners, type Owner, type Page, uuid } from '../shared.ts';
+import { decodeCursor, isoDateTime, newestPage, onlyIfValid, pageFields, splitPage, withOwners, type Owner, type Page, uuid } from '../shared.ts';
 import { serializeActionItem, type ActionItem } from './model.ts';
 import { lockGoals, roadmapNodeIds, setRoadmapNodesCompleted, type GoalLock } from './node-sync.ts';
 import { createActionItems, goalIdNotFound, unknownNodes, type NewItemInput } from './queries.ts';
@@ -82,15 +82,15 @@ export const list = defineAction({
       .$if(input.dueBefore !== undefined, (qb) => qb.where('due_at', '<', new Date(input.dueBefore!)))
       .$if(input.dueAfter !== undefined, (qb) => qb.where('due_at', '>=', new Date(input.dueAfter!)));
     const [rows, total] = await Promise.all([
-      filtered
-        .selectAll()
-        .$if(after !== undefined, (qb) =>
-          qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
-        )
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(input.limit + 1)
-        .execute(),
+      newestPage(
+        ctx.db,
+        filtered
+          .selectAll()
+          .$if(after !== undefined, (qb) =>
+            qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
+          ),
+        input.limit,
+      ),
       filtered.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
     ]);
     const page = splitPage(rows, input.limit);

@@ -4,7 +4,7 @@ import type { Context } from '../../rpc/context.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { enforceActiveLimit, lockActiveScope } from '../goals/queries.ts';
-import { decodeCursor, onlyIfValid, likePattern, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
+import { decodeCursor, onlyIfValid, likePattern, newestPage, pageFields, splitPage, withOwners, type Owner, type Page } from '../shared.ts';
 
 const agentFields = z.object({
   name: z.string().trim().min(1).max(200),
@@ -71,17 +71,17 @@ export const list = defineAction({
         qb.where((eb) => eb.or([eb('agents.name', 'ilike', search!), eb('agents.description', 'ilike', search!)])),
       );
     const [rows, total] = await Promise.all([
-      filtered
-        .leftJoin('agent_goal_attachments as a', 'a.agent_id', 'agents.id')
-        .selectAll('agents')
-        .select('a.goal_id as attached_goal_id')
-        .$if(after !== undefined, (qb) =>
-          qb.where((eb) => eb(eb.refTuple('agents.created_at', 'agents.id'), '<', eb.tuple(after!.createdAt, after!.id))),
-        )
-        .orderBy('agents.created_at', 'desc')
-        .orderBy('agents.id', 'desc')
-        .limit(input.limit + 1)
-        .execute(),
+      newestPage(
+        ctx.db,
+        filtered
+          .leftJoin('agent_goal_attachments as a', 'a.agent_id', 'agents.id')
+          .selectAll('agents')
+          .select('a.goal_id as attached_goal_id')
+          .$if(after !== undefined, (qb) =>
+            qb.where((eb) => eb(eb.refTuple('agents.created_at', 'agents.id'), '<', eb.tuple(after!.createdAt, after!.id))),
+          ),
+        input.limit,
+      ),
       filtered.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
     ]);
     const page = splitPage(rows, input.limit);

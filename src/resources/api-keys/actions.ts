@@ -5,7 +5,7 @@ import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, iso, pageFields, splitPage, type Page } from '../shared.ts';
+import { decodeCursor, iso, newestPage, pageFields, splitPage, type Page } from '../shared.ts';
 import { createApiKey, MAX_ACTIVE_KEYS } from './queries.ts';
 
 function serializeApiKey(row: ApiKeyRow) {
@@ -43,15 +43,15 @@ export const list = defineAction({
     const after = decodeCursor(input.cursor);
     const owned = ctx.db.selectFrom('api_keys').where('user_id', '=', ownerOf(ctx));
     const [rows, total] = await Promise.all([
-      owned
-        .selectAll()
-        .$if(after !== undefined, (qb) =>
-          qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
-        )
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(input.limit + 1)
-        .execute(),
+      newestPage(
+        ctx.db,
+        owned
+          .selectAll()
+          .$if(after !== undefined, (qb) =>
+            qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
+          ),
+        input.limit,
+      ),
       owned.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
     ]);
     const page = splitPage(rows, input.limit);
