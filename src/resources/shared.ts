@@ -87,17 +87,20 @@ export function decodeCursor(cursor: string | undefined): CursorPosition | undef
 }
 
 /**
- * The `limit + 1` newest rows of `query` (its filters and cursor applied), newest first, read under a constant
- * inner limit so that Postgres keeps one plan for the statement (why: PAGE_ROWS_MAX).
+ * The `limit + 1` newest rows of `query` (its filters applied) after the cursor `after`, newest first, read under a
+ * constant inner limit so that Postgres keeps one plan for the statement (why: PAGE_ROWS_MAX). `created_at` and
+ * `id` must name the listed table's columns unqualified.
  *
- * @example await newestPage(ctx.db, filtered.selectAll(), input.limit)
+ * @example await newestPage(ctx.db, filtered.selectAll(), { after: decodeCursor(input.cursor), limit: input.limit })
  */
 export function newestPage<O extends { created_at: Date; id: string }>(
   db: Db,
   query: SelectQueryBuilder<Database, any, O>,
-  limit: number,
+  { after, limit }: { after: CursorPosition | undefined; limit: number },
 ): Promise<O[]> {
-  const newest = query.orderBy(sql`created_at desc, id desc`).limit(sql.lit(PAGE_ROWS_MAX));
+  const newest = (after ? query.where(sql<boolean>`(created_at, id) < (${after.createdAt}, ${after.id})`) : query)
+    .orderBy(sql`created_at desc, id desc`)
+    .limit(sql.lit(PAGE_ROWS_MAX));
   return db
     .selectFrom(newest.as('page'))
     .selectAll()

@@ -82,15 +82,7 @@ export const list = defineAction({
       .$if(input.dueBefore !== undefined, (qb) => qb.where('due_at', '<', new Date(input.dueBefore!)))
       .$if(input.dueAfter !== undefined, (qb) => qb.where('due_at', '>=', new Date(input.dueAfter!)));
     const [rows, total] = await Promise.all([
-      newestPage(
-        ctx.db,
-        filtered
-          .selectAll()
-          .$if(after !== undefined, (qb) =>
-            qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
-          ),
-        input.limit,
-      ),
+      newestPage(ctx.db, filtered.selectAll(), { after, limit: input.limit }),
       filtered.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
     ]);
     const page = splitPage(rows, input.limit);

@@ -76,11 +76,8 @@ export const list = defineAction({
         filtered
           .leftJoin('agent_goal_attachments as a', 'a.agent_id', 'agents.id')
           .selectAll('agents')
-          .select('a.goal_id as attached_goal_id')
-          .$if(after !== undefined, (qb) =>
-            qb.where((eb) => eb(eb.refTuple('agents.created_at', 'agents.id'), '<', eb.tuple(after!.createdAt, after!.id))),
-          ),
-        input.limit,
+          .select('a.goal_id as attached_goal_id'),
+        { after, limit: input.limit },
       ),
       filtered.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
     ]);

@@ -43,15 +43,7 @@ export const list = defineAction({
     const after = decodeCursor(input.cursor);
     const owned = ctx.db.selectFrom('api_keys').where('user_id', '=', ownerOf(ctx));
     const [rows, total] = await Promise.all([
-      newestPage(
-        ctx.db,
-        owned
-          .selectAll()
-          .$if(after !== undefined, (qb) =>
-            qb.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after!.createdAt, after!.id))),
-          ),
-        input.limit,
-      ),
+      newestPage(ctx.db, owned.selectAll(), { after, limit: input.limit }),
       owned.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
     ]);
     const page = splitPage(rows, input.limit);
