@@ -27,7 +27,7 @@ export const list = defineAction({
   handler: async ({ input, ctx }): Promise<Page<Goal & { owner?: Owner }>> => {
     const after = decodeCursor(input.cursor);
     // Written as `sql` templates rather than built: this is the hottest list, and Kysely's builder and compiler
-    // cost ~20 µs of the ~250 µs a `goals.list` costs the server (`npm run bench -- --cpu-prof`).
+    // cost ~40 µs of the ~250 µs a `goals.list` cost the server (`npm run bench -- --cpu-prof`).
     const ownerId = ctx.scope.ownerId;
     const scope = [
       ...(ownerId !== null ? [sql`owner_id = ${ownerId}`] : []),
