@@ -262,6 +262,74 @@ describe('action-items.batch-create', () => {
   });
 });
 
+describe('creates without a roadmap node: one statement checks the goals and writes', () => {
+  it("refuses the batch when one item names someone else's goal, pointing at it, and writes nothing", async () => {
+    const alice = await h.user();
+    const bob = await h.user();
+    const [a1, a2] = [await goal(alice), await goal(alice)];
+    const theirs = await goal(bob);
+    const batchOf = (broken: Record<string, unknown>) =>
+      Array.from({ length: 30 }, (_, i) => (i === 17 ? broken : { description: `Item ${i}`, goal_id: i % 2 ? a1 : a2, completed: i % 3 === 0 }));
+
+    const foreign = expectError(await batch(alice.key, batchOf({ description: 'x', goal_id: theirs })), 'NOT_FOUND', 404);
+    expect(foreign.message).toBe('data.action_items.17.goal_id: goal not found or you have no access to it');
+    const absent = expectError(await batch(alice.key, batchOf({ description: 'x', goal_id: randomUUID() })), 'NOT_FOUND', 404);
+    expect(absent.message).toBe(foreign.message);
+    const single = expectError(await createItem(alice.key, { description: 'x', goal_id: theirs }), 'NOT_FOUND', 404);
+    expect(single.message).toBe('data.goal_id: goal not found or you have no access to it');
+    expect(await itemRows(alice.id)).toEqual([]);
+    expect(await itemRows(bob.id)).toEqual([]);
+
+    // The same goals, one of them named in upper case and several times: all of them alice's.
+    const made = ok(await batch(alice.key, [...batchOf({ description: 'x', goal_id: a1.toUpperCase() }), { description: 'none' }]), 201);
+    expect(made.created_count).toBe(31);
+    expect(made.action_items[17].goal_id).toBe(a1);
+    const stored = new Map((await itemRows(alice.id)).map((row) => [row.id, row]));
+    for (const item of made.action_items) {
+      expect(stored.get(item.id)).toMatchObject({ goal_id: item.goal_id, completed: item.completed, owner_id: alice.id });
+    }
+  });
+
+  it.skipIf(!onRealPostgres())(
+    'a goal deleted while the create waits for it: NOT_FOUND and nothing written; a deletion rolled back: created (real Postgres)',
+    async () => {
+      const alice = await h.user();
+      /** Until a create of this database waits for the lock of the goal it names (at most 5 s). */
+      const waitForCreate = async () => {
+        for (let i = 0; i < 500; i++) {
+          const [row] = await h.sql<{ n: number }[]>`
+            select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock' and query like '%insert into action_items%'`;
+          if (row!.n > 0) return;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        throw new Error('no create came to wait for the goal');
+      };
+      for (const outcome of ['commit', 'rollback'] as const) {
+        const goalId = await goal(alice);
+        let created: ReturnType<typeof batch> | undefined;
+        await h.sql
+          .begin(async (tx) => {
+            await tx`delete from goals where id = ${goalId}`;
+            created = batch(alice.key, [{ description: 'first' }, { description: 'second', goal_id: goalId }]);
+            await waitForCreate();
+            if (outcome === 'rollback') throw new Error('roll back');
+          })
+          .catch((error: Error) => expect(error.message).toBe('roll back'));
+        if (outcome === 'commit') {
+          const answer = expectError(await created!, 'NOT_FOUND', 404);
+          expect(answer.message).toBe('data.action_items.1.goal_id: goal not found or you have no access to it');
+          expect(await itemRows(alice.id)).toEqual([]);
+        } else {
+          const made = ok(await created!, 201);
+          expect(made.action_items.map((item: any) => item.goal_id)).toEqual([null, goalId]);
+          expect((await itemRows(alice.id)).map((row) => row.goal_id).sort()).toEqual([goalId, null].sort());
+        }
+      }
+    },
+  );
+});
+
 describe('action-items.list', () => {
   it('filters by completed, goalId, dueBefore and dueAfter, and counts every match', async () => {
     const alice = await h.user();

@@ -115,11 +115,11 @@ export const create = defineAction({
   created: true,
   input: createInput,
   handler: async ({ input, ctx }) => {
-    const [row] = await ctx.db
-      .transaction()
-      .execute((trx) =>
-        createActionItems(trx, { ownerId: ctx.scope.actingUserId, items: [toNewItem(input)], pathOf: () => ['data'] }),
-      );
+    const [row] = await createActionItems(ctx.db, {
+      ownerId: ctx.scope.actingUserId,
+      items: [toNewItem(input)],
+      pathOf: () => ['data'],
+    });
     return present(ctx, row!);
   },
 });
@@ -133,13 +133,11 @@ export const batchCreate = defineAction({
     action_items: z.array(createInput).min(1).max(50, 'at most 50 action items per batch'),
   }),
   handler: async ({ input, ctx }) => {
-    const rows = await ctx.db.transaction().execute((trx) =>
-      createActionItems(trx, {
-        ownerId: ctx.scope.actingUserId,
-        items: input.action_items.map(toNewItem),
-        pathOf: (index) => ['data', 'action_items', index],
-      }),
-    );
+    const rows = await createActionItems(ctx.db, {
+      ownerId: ctx.scope.actingUserId,
+      items: input.action_items.map(toNewItem),
+      pathOf: (index) => ['data', 'action_items', index],
+    });
     const items = await withOwners(ctx, rows, serializeActionItem);
     return { action_items: items, created_count: items.length };
   },
