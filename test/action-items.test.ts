@@ -280,7 +280,7 @@ describe('creates without a roadmap node: one statement checks the goals and wri
     expect(await itemRows(alice.id)).toEqual([]);
     expect(await itemRows(bob.id)).toEqual([]);
 
-    // The same goals, one of them named in upper case and several times: all of them alice's.
+    // The same goals, each named many times, one of them in upper case (which validation lower-cases).
     const made = ok(await batch(alice.key, [...batchOf({ description: 'x', goal_id: a1.toUpperCase() }), { description: 'none' }]), 201);
     expect(made.created_count).toBe(31);
     expect(made.action_items[17].goal_id).toBe(a1);
@@ -291,39 +291,43 @@ describe('creates without a roadmap node: one statement checks the goals and wri
   });
 
   it.skipIf(!onRealPostgres())(
-    'a goal deleted while the create waits for it: NOT_FOUND and nothing written; a deletion rolled back: created (real Postgres)',
+    'a goal deleted while creates wait for it: NOT_FOUND and nothing written; a deletion rolled back: created (real Postgres)',
     async () => {
       const alice = await h.user();
-      /** Until a create of this database waits for the lock of the goal it names (at most 5 s). */
-      const waitForCreate = async () => {
+      /** Until `count` backends wait for a lock the backend `pid` holds (at most 5 s). */
+      const waitForBlocked = async (pid: number, count: number) => {
         for (let i = 0; i < 500; i++) {
           const [row] = await h.sql<{ n: number }[]>`
-            select count(*)::int as n from pg_stat_activity
-            where datname = current_database() and wait_event_type = 'Lock' and query like '%insert into action_items%'`;
-          if (row!.n > 0) return;
+            select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`;
+          if (row!.n >= count) return;
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
-        throw new Error('no create came to wait for the goal');
+        throw new Error('the creates never came to wait for the deleted goal');
       };
       for (const outcome of ['commit', 'rollback'] as const) {
         const goalId = await goal(alice);
         let created: ReturnType<typeof batch> | undefined;
+        let single: ReturnType<typeof createItem> | undefined;
         await h.sql
           .begin(async (tx) => {
+            const pid = (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
             await tx`delete from goals where id = ${goalId}`;
             created = batch(alice.key, [{ description: 'first' }, { description: 'second', goal_id: goalId }]);
-            await waitForCreate();
+            single = createItem(alice.key, { description: 'solo', goal_id: goalId });
+            await waitForBlocked(pid, 2);
             if (outcome === 'rollback') throw new Error('roll back');
           })
           .catch((error: Error) => expect(error.message).toBe('roll back'));
         if (outcome === 'commit') {
           const answer = expectError(await created!, 'NOT_FOUND', 404);
           expect(answer.message).toBe('data.action_items.1.goal_id: goal not found or you have no access to it');
+          expect(expectError(await single!, 'NOT_FOUND', 404).message).toBe('data.goal_id: goal not found or you have no access to it');
           expect(await itemRows(alice.id)).toEqual([]);
         } else {
           const made = ok(await created!, 201);
           expect(made.action_items.map((item: any) => item.goal_id)).toEqual([null, goalId]);
-          expect((await itemRows(alice.id)).map((row) => row.goal_id).sort()).toEqual([goalId, null].sort());
+          expect(ok(await single!, 201).goal_id).toBe(goalId);
+          expect((await itemRows(alice.id)).map((row) => row.description).sort()).toEqual(['first', 'second', 'solo']);
         }
       }
     },

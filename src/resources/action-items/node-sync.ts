@@ -20,7 +20,8 @@ type Trx = Transaction<Database>;
 /**
  * `roadmap`: the write reads or changes the goal's roadmap (a node link checked, a node completed);
  * FOR NO KEY UPDATE, which serialises roadmap writers. `link`: the write only links items to the goal;
- * FOR KEY SHARE, enough to keep the goal from being deleted before the write commits.
+ * FOR KEY SHARE, enough to keep the goal from being deleted before the write commits. (Creates without a
+ * node take that same lock inside their one INSERT statement: `createActionItems` in queries.ts.)
  */
 export type GoalLock = 'roadmap' | 'link';
 
