@@ -596,10 +596,16 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
   const batch = summarize('goalpost/memory', 'action-items.batch-create', 'main');
   const single = summarize('goalpost/memory', 'action-items.create', 'main');
   const goalCreate = summarize('goalpost/memory', 'goals.create', 'main');
+  const floorBatch = summarize('floor', 'action-items.batch-create', 'main');
+  const floorSingle = summarize('floor', 'action-items.create', 'main');
   if (batch && single) {
     const cost = (s: Summary) => 1e6 / s.rps;
     const x = cost(batch) / cost(single);
     const xCpu = cpuTotal(batch) / cpuTotal(single);
+    // The same ratio for the floor: how many of its own single creates its batch costs. A batch can hardly cost
+    // less than the floor's, so the floor's ratio says how slow a single create must be for a ratio under 3.
+    const floorX = floorBatch && floorSingle ? cost(floorBatch) / cost(floorSingle) : undefined;
+    const floorXCpu = floorBatch && floorSingle ? cpuTotal(floorBatch) / cpuTotal(floorSingle) : undefined;
     json.batch = {
       batch_us: cost(batch),
       single_item_us: cost(single),
@@ -607,12 +613,19 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
       batch_in_single_items_by_cpu: xCpu,
       goal_create_us: goalCreate && cost(goalCreate),
       batch_in_goal_creates: goalCreate && cost(batch) / cost(goalCreate),
+      floor_batch_in_single_items: floorX,
+      floor_batch_in_single_items_by_cpu: floorXCpu,
     };
     out(
       `A 50-item batch costs ${fmt(cost(batch), 0)} µs per request (1 ÷ req/s at ${CONNECTIONS} connections) = ` +
         `${fmt(x, 2)} single action-items.create (${fmt(cost(single), 0)} µs)` +
         (goalCreate ? ` or ${fmt(cost(batch) / cost(goalCreate), 2)} goals.create (${fmt(cost(goalCreate), 0)} µs)` : '') +
-        `, ${fmt(cost(batch) / 50, 0)} µs per item; by CPU time, ${fmt(xCpu, 2)} single creates.`,
+        `, ${fmt(cost(batch) / 50, 0)} µs per item; by CPU time, ${fmt(xCpu, 2)} single creates.` +
+        (floorX !== undefined && floorBatch
+          ? ` The floor's own batch costs ${fmt(floorX, 2)} of its single creates (by CPU ${fmt(floorXCpu!, 2)}); as a batch ` +
+            `costs no less than the floor's, a ratio under 3 needs a single create dearer than ${fmt(cost(floorBatch) / 3, 0)} µs ` +
+            `(the floor's batch ÷ 3).`
+          : ''),
     );
     target('50-item batch ÷ single create', `${fmt(x, 2)}× (by CPU ${fmt(xCpu, 2)}×)`, '< 3×', x < 3);
     out();
