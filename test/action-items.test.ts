@@ -332,6 +332,31 @@ describe('creates without a roadmap node: one statement checks the goals and wri
       }
     },
   );
+
+  it.skipIf(!onRealPostgres())(
+    'a user deleted while their create waits: 409 CONFLICT (retry), not a 500, and nothing written (real Postgres)',
+    async () => {
+      const carl = await h.user();
+      ok(await createItem(carl.key, { description: 'warms the key cache' }), 201);
+      let created: ReturnType<typeof createItem> | undefined;
+      await h.sql.begin(async (tx) => {
+        const pid = (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
+        await tx`delete from users where id = ${carl.id}`;
+        created = createItem(carl.key, { description: 'too late' });
+        // The insert's foreign-key check waits for the deleting transaction.
+        for (let i = 0; ; i++) {
+          const [row] = await h.sql<{ n: number }[]>`
+            select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`;
+          if (row!.n > 0) break;
+          if (i === 500) throw new Error('the create never came to wait for the deleted user');
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      });
+      const answer = expectError(await created!, 'CONFLICT', 409);
+      expect(answer.message).toBe('A record this request refers to was deleted meanwhile; retry');
+      expect(await itemRows(carl.id)).toEqual([]);
+    },
+  );
 });
 
 describe('action-items.list', () => {

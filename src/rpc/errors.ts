@@ -146,6 +146,12 @@ export function toAppError(error: unknown): AppError {
     if (code === '40001' || code === '40P01') {
       return new AppError({ code: 'CONFLICT', message: 'A concurrent request changed the same records; retry', cause: error });
     }
+    // foreign_key_violation: every record a write refers to is checked first (its owner's, or NOT_FOUND), so
+    // this is one deleted by a concurrent request in between (the caller's own user, say). A retry answers
+    // as the records now are.
+    if (code === '23503') {
+      return new AppError({ code: 'CONFLICT', message: 'A record this request refers to was deleted meanwhile; retry', cause: error });
+    }
     // character_not_in_repertoire (text) / untranslatable_character (jsonb): client text that Postgres
     // cannot store, the NUL character U+0000.
     // invalid_datetime_format / datetime_field_overflow / invalid_time_zone_displacement_value: the
