@@ -108,6 +108,35 @@ describe('action-items CRUD', () => {
   });
 });
 
+describe('action-items.update of the fields alone (one statement)', () => {
+  it('sets what the patch names, to null too, keeps what it leaves out, and writes nothing when nothing changes', async () => {
+    const alice = await h.user();
+    const due = '2027-03-01T09:00:00.000Z';
+    const created = ok(await createItem(alice.key, { description: 'Send the deck', due_at: due, conversation_id: 'c1' }), 201);
+    const id = created.id;
+
+    await tick();
+    const cleared = ok(await items(alice.key, 'update', { id, data: { conversation_id: null } }));
+    expect(cleared).toMatchObject({ description: 'Send the deck', due_at: due, conversation_id: null, completed: false });
+    expect(cleared.updated_at > created.updated_at).toBe(true);
+
+    // The same values again, dates written another way included: nothing written, updated_at kept.
+    await tick();
+    const same = ok(await items(alice.key, 'update', { id, data: { due_at: '2027-03-01T10:00:00+01:00', conversation_id: null, description: 'Send the deck' } }));
+    expect(same).toEqual(cleared);
+
+    const moved = ok(await items(alice.key, 'update', { id, data: { due_at: null, description: 'Send the new deck' } }));
+    expect(moved).toMatchObject({ description: 'Send the new deck', due_at: null, conversation_id: null });
+    expect(ok(await items(alice.key, 'get', { id }))).toEqual(moved);
+
+    // Someone else's item, and one that does not exist: NOT_FOUND, and the item is untouched.
+    const bob = await h.user();
+    expectError(await items(bob.key, 'update', { id, data: { description: 'Mine now' } }), 'NOT_FOUND', 404);
+    expectError(await items(alice.key, 'update', { id: randomUUID(), data: { completed: true } }), 'NOT_FOUND', 404);
+    expect(ok(await items(alice.key, 'get', { id }))).toEqual(moved);
+  });
+});
+
 describe('completed_at', () => {
   it('is set when an item becomes completed, kept when completed again, and cleared when reopened', async () => {
     const alice = await h.user();

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { z } from 'zod';
 import type { ActionItemRow, GoalRow } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
@@ -177,91 +178,131 @@ export const update = defineAction({
     .strict()
     .refine((data) => Object.keys(data).length > 0, { message: 'name at least one field to change', when: onlyIfValid }),
   handler: async ({ id, input: patch, ctx }) => {
-    const row = await ctx.db.transaction().execute(async (trx) => {
-      // The goal is locked before the item (see node-sync.ts), so the item is read first without a
-      // lock to learn which goal that is.
-      const seen = await trx
-        .selectFrom('action_items')
-        .selectAll()
-        .where('id', '=', id)
-        .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
-        .executeTakeFirst();
-      if (!seen) throw notFound();
-      // The goal must be the item owner's (also in admin mode): ownership and lock in one query.
-      const lockGoal = async (wanted: { goalId: string; lock: GoalLock }): Promise<GoalRow | undefined> =>
-        (await lockGoals(trx, { ownerId: seen.owner_id, goalIds: [wanted.goalId], lock: wanted.lock })).get(wanted.goalId);
-      const first = goalLockFor(seen, patch);
-      let goal = first ? await lockGoal(first) : undefined;
-
-      const current = await trx
-        .selectFrom('action_items')
-        .selectAll()
-        .where('id', '=', id)
-        .where('owner_id', '=', seen.owner_id)
-        .forUpdate()
-        .executeTakeFirst();
-      if (!current) throw notFound();
-      // Relinked (or its goal deleted) between the two reads: lock what the item is linked to now
-      // (out of the usual order, but only in that race).
-      const needed = goalLockFor(current, patch);
-      if (needed && (needed.goalId !== first?.goalId || (needed.lock === 'roadmap' && first.lock !== 'roadmap'))) {
-        goal = await lockGoal(needed);
-      }
-      // Only a goal the patch names can be missing: an item's own goal has its owner, or is gone and
-      // the item unlinked by the time it is locked.
-      if (needed && !goal) throw goalIdNotFound(['data', 'goal_id']);
-
-      const link = linkAfter(current, patch);
-      if (link.nodeId !== null && link.goalId === null) {
-        throw new AppError({
-          code: 'VALIDATION_ERROR',
-          message: 'data.roadmap_node_id: a roadmap node needs its goal_id',
-          details: [{ path: ['data', 'roadmap_node_id'], message: 'a roadmap node needs its goal_id', type: 'custom' }],
-        });
-      }
-      if (patch.roadmap_node_id && !roadmapNodeIds(goal!.roadmap).has(patch.roadmap_node_id)) {
-        throw unknownNodes([['data', 'roadmap_node_id']]);
-      }
-
-      const next = {
-        description: patch.description ?? current.description,
-        completed: patch.completed ?? current.completed,
-        due_at: patch.due_at !== undefined ? (patch.due_at === null ? null : new Date(patch.due_at)) : current.due_at,
-        conversation_id: patch.conversation_id !== undefined ? patch.conversation_id : current.conversation_id,
-        goal_id: link.goalId,
-        roadmap_node_id: link.nodeId,
-      };
-      const completedChanged = next.completed !== current.completed;
-      const changed =
-        completedChanged ||
-        next.description !== current.description ||
-        !sameTime(next.due_at, current.due_at) ||
-        next.conversation_id !== current.conversation_id ||
-        next.goal_id !== current.goal_id ||
-        next.roadmap_node_id !== current.roadmap_node_id;
-      // Nothing to change (completing a completed item, say): nothing written, updated_at kept.
-      if (!changed) return current;
-
-      const updated = await trx
-        .updateTable('action_items')
-        .set({
-          ...next,
-          ...(completedChanged && { completed_at: next.completed ? nowMs : null }),
-          updated_at: nowMs,
-        })
-        .where('id', '=', id)
-        .where('owner_id', '=', current.owner_id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      if (completedChanged && link.nodeId !== null) {
-        await setRoadmapNodesCompleted(trx, goal!, [{ nodeId: link.nodeId, completed: next.completed }]);
-      }
-      await syncReminders(trx, [{ kind: 'saved', item: updated }]);
-      return updated;
-    });
+    const row = (await updateAlone(ctx, id, patch)) ?? (await updateLinked(ctx, id, patch));
     return present(ctx, row);
   },
 });
+
+/**
+ * The common update in one statement, without a transaction: a patch that leaves the goal link alone, of an
+ * item whose node (if any) it does not complete or reopen. Nothing else is read or locked, so the goal → items
+ * lock order does not arise. Answers nothing when the statement wrote nothing — no such item, a patch that changes
+ * nothing, or an item whose node the patch would complete — and `updateLinked` then answers it.
+ */
+async function updateAlone(ctx: Context, id: string, patch: Patch): Promise<ActionItemRow | undefined> {
+  if (patch.goal_id !== undefined || patch.roadmap_node_id !== undefined) return undefined;
+  const description = patch.description ?? null;
+  const completed = patch.completed ?? null;
+  const dueSet = patch.due_at !== undefined;
+  const dueAt = patch.due_at ? new Date(patch.due_at).toISOString() : null;
+  const conversationSet = patch.conversation_id !== undefined;
+  const conversationId = patch.conversation_id ?? null;
+  const owner = ctx.scope.ownerId === null ? sql`` : sql`and owner_id = ${ctx.scope.ownerId}`;
+  const { rows } = await sql<ActionItemRow>`
+    update action_items set
+      description = coalesce(${description}::text, description),
+      completed = coalesce(${completed}::boolean, completed),
+      completed_at = case when ${completed}::boolean is null or ${completed}::boolean = completed then completed_at
+                          when ${completed}::boolean then ${nowMs} end,
+      due_at = case when ${dueSet}::boolean then ${dueAt}::timestamptz else due_at end,
+      conversation_id = case when ${conversationSet}::boolean then ${conversationId}::text else conversation_id end,
+      updated_at = ${nowMs}
+    where id = ${id} ${owner}
+      and (roadmap_node_id is null or ${completed}::boolean is null or ${completed}::boolean = completed)
+      and (coalesce(${description}::text, description) is distinct from description
+           or coalesce(${completed}::boolean, completed) is distinct from completed
+           or (${dueSet}::boolean and ${dueAt}::timestamptz is distinct from due_at)
+           or (${conversationSet}::boolean and ${conversationId}::text is distinct from conversation_id))
+    returning *`.execute(ctx.db);
+  if (rows[0]) await syncReminders(ctx.db, [{ kind: 'saved', item: rows[0] }]);
+  return rows[0];
+}
+
+/** Every other update, in a transaction that locks the goal before the item (node-sync.ts). */
+async function updateLinked(ctx: Context, id: string, patch: Patch): Promise<ActionItemRow> {
+  return ctx.db.transaction().execute(async (trx) => {
+    // The goal is locked before the item (see node-sync.ts), so the item is read first without a
+    // lock to learn which goal that is.
+    const seen = await trx
+      .selectFrom('action_items')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+      .executeTakeFirst();
+    if (!seen) throw notFound();
+    // The goal must be the item owner's (also in admin mode): ownership and lock in one query.
+    const lockGoal = async (wanted: { goalId: string; lock: GoalLock }): Promise<GoalRow | undefined> =>
+      (await lockGoals(trx, { ownerId: seen.owner_id, goalIds: [wanted.goalId], lock: wanted.lock })).get(wanted.goalId);
+    const first = goalLockFor(seen, patch);
+    let goal = first ? await lockGoal(first) : undefined;
+
+    const current = await trx
+      .selectFrom('action_items')
+      .selectAll()
+      .where('id', '=', id)
+      .where('owner_id', '=', seen.owner_id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!current) throw notFound();
+    // Relinked (or its goal deleted) between the two reads: lock what the item is linked to now
+    // (out of the usual order, but only in that race).
+    const needed = goalLockFor(current, patch);
+    if (needed && (needed.goalId !== first?.goalId || (needed.lock === 'roadmap' && first.lock !== 'roadmap'))) {
+      goal = await lockGoal(needed);
+    }
+    // Only a goal the patch names can be missing: an item's own goal has its owner, or is gone and
+    // the item unlinked by the time it is locked.
+    if (needed && !goal) throw goalIdNotFound(['data', 'goal_id']);
+
+    const link = linkAfter(current, patch);
+    if (link.nodeId !== null && link.goalId === null) {
+      throw new AppError({
+        code: 'VALIDATION_ERROR',
+        message: 'data.roadmap_node_id: a roadmap node needs its goal_id',
+        details: [{ path: ['data', 'roadmap_node_id'], message: 'a roadmap node needs its goal_id', type: 'custom' }],
+      });
+    }
+    if (patch.roadmap_node_id && !roadmapNodeIds(goal!.roadmap).has(patch.roadmap_node_id)) {
+      throw unknownNodes([['data', 'roadmap_node_id']]);
+    }
+
+    const next = {
+      description: patch.description ?? current.description,
+      completed: patch.completed ?? current.completed,
+      due_at: patch.due_at !== undefined ? (patch.due_at === null ? null : new Date(patch.due_at)) : current.due_at,
+      conversation_id: patch.conversation_id !== undefined ? patch.conversation_id : current.conversation_id,
+      goal_id: link.goalId,
+      roadmap_node_id: link.nodeId,
+    };
+    const completedChanged = next.completed !== current.completed;
+    const changed =
+      completedChanged ||
+      next.description !== current.description ||
+      !sameTime(next.due_at, current.due_at) ||
+      next.conversation_id !== current.conversation_id ||
+      next.goal_id !== current.goal_id ||
+      next.roadmap_node_id !== current.roadmap_node_id;
+    // Nothing to change (completing a completed item, say): nothing written, updated_at kept.
+    if (!changed) return current;
+
+    const updated = await trx
+      .updateTable('action_items')
+      .set({
+        ...next,
+        ...(completedChanged && { completed_at: next.completed ? nowMs : null }),
+        updated_at: nowMs,
+      })
+      .where('id', '=', id)
+      .where('owner_id', '=', current.owner_id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    if (completedChanged && link.nodeId !== null) {
+      await setRoadmapNodesCompleted(trx, goal!, [{ nodeId: link.nodeId, completed: next.completed }]);
+    }
+    await syncReminders(trx, [{ kind: 'saved', item: updated }]);
+    return updated;
+  });
+}
 
 export const remove = defineAction({
   summary: 'Delete an action item',
