@@ -12,13 +12,13 @@ export type ReminderChange =
  * later issue). Every write of action items calls it with the items' state after the write: create,
  * batch-create, update (completing and reopening included), delete, and the node → items sync of a
  * roadmap node. Each passes the executor it wrote with: its transaction, except create and batch-create
- * of items without a roadmap node, which are one statement without a transaction (createActionItems)
- * and pass the pool after that statement.
+ * of items without a roadmap node (createActionItems) and an update of the fields alone (updateAlone in
+ * actions.ts), which are one statement without a transaction and pass the pool after that statement.
  *
  * It does nothing yet. The notifications issue fills it in: for `saved`, schedule (or move) the item's
  * reminder job when it has a future `due_at` and is not completed, else cancel it; for `deleted`,
  * cancel it. The job queue lives in Postgres, so enqueueing through a transaction commits or rolls
- * back with the write that caused it: that issue must give the one-statement creates a transaction
+ * back with the write that caused it: that issue must give the one-statement writes a transaction
  * (when an item has a due date) or enqueue in their statement.
  *
  * @example await syncReminders(trx, rows.map((item) => ({ kind: 'saved', item })));
