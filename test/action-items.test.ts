@@ -4,6 +4,8 @@ import { jsonb } from '../src/db/json.ts';
 import type { RoadmapNode } from '../src/db/schema.ts';
 import { computeProgress } from '../src/resources/goals/model.ts';
 import { lockGoals, setLinkedItemsCompleted, setRoadmapNodesCompleted } from '../src/resources/action-items/node-sync.ts';
+import { updateAlone } from '../src/resources/action-items/actions.ts';
+import { createContext } from '../src/rpc/context.ts';
 import { registry } from '../src/rpc/registry.ts';
 import { createHarness, expectError, onRealPostgres, ok, type Harness } from './support/harness.ts';
 
@@ -135,6 +137,50 @@ describe('action-items.update of the fields alone (one statement)', () => {
     expectError(await items(alice.key, 'update', { id: randomUUID(), data: { completed: true } }), 'NOT_FOUND', 404);
     expect(ok(await items(alice.key, 'get', { id }))).toEqual(moved);
   });
+
+  it('writes a plain patch itself, and leaves to the transaction a node to sync, a goal to move or nothing to change', async () => {
+    const alice = await h.user();
+    const goalId = await goal(alice);
+    await writeRoadmap(goalId, [node('n1'), node('n2')]);
+    const [plain, linked] = ok(
+      await batch(alice.key, [{ description: 'plain' }, { description: 'linked', goal_id: goalId, roadmap_node_id: 'n1' }]),
+      201,
+    ).action_items;
+    const ctx = createContext({ db: h.db, principal: { userId: alice.id, role: 'standard_user', kind: 'api_key', credentialId: 'test' }, scope: { ownerId: alice.id, actingUserId: alice.id, admin: false }, maxActiveGoals: 3 });
+    expect(await updateAlone(ctx, plain.id, { completed: true })).toMatchObject({ id: plain.id, completed: true });
+    expect(await updateAlone(ctx, linked.id, { description: 'renamed' })).toMatchObject({ id: linked.id, description: 'renamed' });
+    expect(await updateAlone(ctx, linked.id, { completed: true })).toBeUndefined();
+    expect(await updateAlone(ctx, plain.id, { goal_id: goalId })).toBeUndefined();
+    expect(await updateAlone(ctx, plain.id, { completed: true })).toBeUndefined();
+    expect(await updateAlone(ctx, randomUUID(), { completed: true })).toBeUndefined();
+    expect(await nodeStates(goalId)).toEqual({ n1: false, n2: false });
+  });
+
+  it.skipIf(!onRealPostgres())(
+    'an item linked to a node while a plain completion waits for it: the completion syncs the node (real Postgres)',
+    async () => {
+      const alice = await h.user();
+      const goalId = await goal(alice);
+      await writeRoadmap(goalId, [node('n1'), node('n2')]);
+      const item = ok(await createItem(alice.key, { description: 'loose' }), 201);
+      let completion: ReturnType<typeof items> | undefined;
+      await h.sql.begin(async (tx) => {
+        const pid = (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
+        await tx`update action_items set goal_id = ${goalId}, roadmap_node_id = 'n1' where id = ${item.id}`;
+        completion = items(alice.key, 'update', { id: item.id, data: { completed: true } });
+        for (let i = 0; ; i++) {
+          const [row] = await h.sql<{ n: number }[]>`
+            select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`;
+          if (row!.n > 0) break;
+          if (i === 500) throw new Error('the completion never came to wait for the item');
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      });
+      expect(ok(await completion!)).toMatchObject({ completed: true, goal_id: goalId, roadmap_node_id: 'n1' });
+      expect(await nodeStates(goalId)).toEqual({ n1: true, n2: false });
+      expect((await goalRow(goalId)).progress).toBe(50);
+    },
+  );
 });
 
 describe('completed_at', () => {

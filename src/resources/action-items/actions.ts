@@ -189,7 +189,7 @@ export const update = defineAction({
  * lock order does not arise. Answers nothing when the statement wrote nothing — no such item, a patch that changes
  * nothing, or an item whose node the patch would complete — and `updateLinked` then answers it.
  */
-async function updateAlone(ctx: Context, id: string, patch: Patch): Promise<ActionItemRow | undefined> {
+export async function updateAlone(ctx: Context, id: string, patch: Patch): Promise<ActionItemRow | undefined> {
   if (patch.goal_id !== undefined || patch.roadmap_node_id !== undefined) return undefined;
   const description = patch.description ?? null;
   const completed = patch.completed ?? null;
