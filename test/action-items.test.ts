@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonb } from '../src/db/json.ts';
 import type { RoadmapNode } from '../src/db/schema.ts';
@@ -46,6 +47,23 @@ const itemRows = (ownerId: string) =>
 const nodeStates = async (goalId: string) =>
   Object.fromEntries(((await goalRow(goalId)).roadmap?.nodes ?? []).map((n) => [n.id, n.completed]));
 const tick = () => new Promise((r) => setTimeout(r, 5)); // timestamps have millisecond precision
+
+/**
+ * Real Postgres: the backend pid of transaction `tx`, and a wait until `count` other backends (requests) wait for
+ * a lock it holds (at most 5 s) — so a test knows its request reached the lock before the transaction ends.
+ */
+async function backendPid(tx: postgres.TransactionSql): Promise<number> {
+  return (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
+}
+async function waitUntilBlockedBy(pid: number, count = 1): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const [row] = await h.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`;
+    if (row!.n >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`fewer than ${count} requests came to wait for backend ${pid}`);
+}
 
 describe('action-items CRUD', () => {
   it('creates an item with 201 and answers the whole object; get, update and delete it', async () => {
@@ -165,16 +183,10 @@ describe('action-items.update of the fields alone (one statement)', () => {
       const item = ok(await createItem(alice.key, { description: 'loose' }), 201);
       let completion: ReturnType<typeof items> | undefined;
       await h.sql.begin(async (tx) => {
-        const pid = (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
+        const pid = await backendPid(tx);
         await tx`update action_items set goal_id = ${goalId}, roadmap_node_id = 'n1' where id = ${item.id}`;
         completion = items(alice.key, 'update', { id: item.id, data: { completed: true } });
-        for (let i = 0; ; i++) {
-          const [row] = await h.sql<{ n: number }[]>`
-            select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`;
-          if (row!.n > 0) break;
-          if (i === 500) throw new Error('the completion never came to wait for the item');
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
+        await waitUntilBlockedBy(pid);
       });
       expect(ok(await completion!)).toMatchObject({ completed: true, goal_id: goalId, roadmap_node_id: 'n1' });
       expect(await nodeStates(goalId)).toEqual({ n1: true, n2: false });
@@ -369,27 +381,17 @@ describe('creates without a roadmap node: one statement checks the goals and wri
     'a goal deleted while creates wait for it: NOT_FOUND and nothing written; a deletion rolled back: created (real Postgres)',
     async () => {
       const alice = await h.user();
-      /** Until `count` backends wait for a lock the backend `pid` holds (at most 5 s). */
-      const waitForBlocked = async (pid: number, count: number) => {
-        for (let i = 0; i < 500; i++) {
-          const [row] = await h.sql<{ n: number }[]>`
-            select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`;
-          if (row!.n >= count) return;
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-        throw new Error('the creates never came to wait for the deleted goal');
-      };
       for (const outcome of ['commit', 'rollback'] as const) {
         const goalId = await goal(alice);
         let created: ReturnType<typeof batch> | undefined;
         let single: ReturnType<typeof createItem> | undefined;
         await h.sql
           .begin(async (tx) => {
-            const pid = (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
+            const pid = await backendPid(tx);
             await tx`delete from goals where id = ${goalId}`;
             created = batch(alice.key, [{ description: 'first' }, { description: 'second', goal_id: goalId }]);
             single = createItem(alice.key, { description: 'solo', goal_id: goalId });
-            await waitForBlocked(pid, 2);
+            await waitUntilBlockedBy(pid, 2);
             if (outcome === 'rollback') throw new Error('roll back');
           })
           .catch((error: Error) => expect(error.message).toBe('roll back'));
@@ -415,17 +417,11 @@ describe('creates without a roadmap node: one statement checks the goals and wri
       ok(await createItem(carl.key, { description: 'warms the key cache' }), 201);
       let created: ReturnType<typeof createItem> | undefined;
       await h.sql.begin(async (tx) => {
-        const pid = (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
+        const pid = await backendPid(tx);
         await tx`delete from users where id = ${carl.id}`;
         created = createItem(carl.key, { description: 'too late' });
         // The insert's foreign-key check waits for the deleting transaction.
-        for (let i = 0; ; i++) {
-          const [row] = await h.sql<{ n: number }[]>`
-            select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`;
-          if (row!.n > 0) break;
-          if (i === 500) throw new Error('the create never came to wait for the deleted user');
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
+        await waitUntilBlockedBy(pid);
       });
       const answer = expectError(await created!, 'CONFLICT', 409);
       expect(answer.message).toBe('A record this request refers to was deleted meanwhile; retry');
