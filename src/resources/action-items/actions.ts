@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { z } from 'zod';
+import type { Db } from '../../db/client.ts';
 import type { ActionItemRow, GoalRow } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
@@ -50,6 +51,16 @@ const toNewItem = (input: z.output<typeof createInput>): NewItemInput => ({
 
 const notFound = () => new AppError({ code: 'NOT_FOUND', message: 'Action item not found or you have no access to it' });
 
+/** The item `id` of the caller's scope (any owner's in admin mode), read without a lock. */
+function findItem(db: Db, ctx: Context, id: string): Promise<ActionItemRow | undefined> {
+  return db
+    .selectFrom('action_items')
+    .selectAll()
+    .where('id', '=', id)
+    .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+    .executeTakeFirst();
+}
+
 async function present(ctx: Context, row: ActionItemRow): Promise<ActionItem & { owner?: Owner }> {
   const [item] = await withOwners(ctx, [row], serializeActionItem);
   return item!;
@@ -98,12 +109,7 @@ export const get = defineAction({
   readOnly: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
-    const row = await ctx.db
-      .selectFrom('action_items')
-      .selectAll()
-      .where('id', '=', id)
-      .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
-      .executeTakeFirst();
+    const row = await findItem(ctx.db, ctx, id);
     if (!row) throw notFound();
     return present(ctx, row);
   },
@@ -223,12 +229,7 @@ async function updateLinked(ctx: Context, id: string, patch: Patch): Promise<Act
   return ctx.db.transaction().execute(async (trx) => {
     // The goal is locked before the item (see node-sync.ts), so the item is read first without a
     // lock to learn which goal that is.
-    const seen = await trx
-      .selectFrom('action_items')
-      .selectAll()
-      .where('id', '=', id)
-      .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
-      .executeTakeFirst();
+    const seen = await findItem(trx, ctx, id);
     if (!seen) throw notFound();
     // The goal must be the item owner's (also in admin mode): ownership and lock in one query.
     const lockGoal = async (wanted: { goalId: string; lock: GoalLock }): Promise<GoalRow | undefined> =>
