@@ -1,9 +1,8 @@
 import { mkdirSync, openSync, closeSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Kysely } from 'kysely';
-import { PostgresJSDialect } from 'kysely-postgres-js';
 import postgres from 'postgres';
-import { withoutReserve } from './pool.ts';
+import { PostgresJsDialect } from './pool.ts';
 import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;
@@ -37,13 +36,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       max: options.poolMax ?? 10,
       connection: options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {},
     });
-    const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: withoutReserve(sql) }) });
+    const db = new Kysely<Database>({ dialect: new PostgresJsDialect(sql) });
     return { db, sql, kind: 'postgres', close: () => db.destroy() };
   }
   const embedded = await startEmbedded(options.dataDir ?? './.data');
   // PGlite is one session: postgres.js must hold exactly one connection to it.
   const sql = createClient(embedded.url, { max: 1 });
-  const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: withoutReserve(sql) }) });
+  const db = new Kysely<Database>({ dialect: new PostgresJsDialect(sql) });
   return {
     db,
     sql,
