@@ -5,7 +5,8 @@
 //
 //   node --import tsx bench/load.ts '{"url":"http://127.0.0.1:8787/v1","op":"goals.get","fixture":"/tmp/…/fixture.json",
 //                                    "connections":32,"duration":10,"warmup":3[,"rate":2000]}'
-// prints one JSON line: { rps, p50, p99, mean, requests, errors, timeouts, non2xx, samples }.
+// prints `{"measuring":true}` when the warm-up is over and the measured run starts (the caller reads the servers'
+// CPU time there), then one JSON line: { rps, p50, p99, mean, requests, errors, timeouts, non2xx, samples, loadCpuUs }.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import autocannon, { type Instance } from 'autocannon';
@@ -35,9 +36,7 @@ export interface LoadResult {
   non2xx: number;
   /** The first few non-2xx answers, `status body`. */
   samples: string[];
-  /** Requests answered including the warm-up: what the server's CPU time over the whole run served. */
-  allRequests: number;
-  /** This process's CPU time per request over the warm-up and the run, µs (the client's share of the machine). */
+  /** This process's CPU time per request over the measured run, µs (the client's share of the machine). */
   loadCpuUs: number;
 }
 
@@ -98,7 +97,6 @@ async function run(seconds: number) {
     timeouts: result.timeouts,
     non2xx: Math.max(non2xx, result.non2xx),
     samples,
-    allRequests: count,
     loadCpuUs: NaN,
   } satisfies LoadResult;
 }
@@ -193,19 +191,12 @@ async function runPaced(seconds: number, rate: number) {
     timeouts,
     non2xx,
     samples,
-    allRequests: count,
     loadCpuUs: NaN,
   } satisfies LoadResult;
 }
 
 const measureFor = (seconds: number) => (options.rate === undefined ? run(seconds) : runPaced(seconds, options.rate));
 
-const cpuAtStart = process.cpuUsage();
-const cpuSince = (requests: number) => {
-  const { user, system } = process.cpuUsage(cpuAtStart);
-  return (user + system) / Math.max(1, requests);
-};
-let warmed = 0;
 if (options.warmup > 0) {
   const warm = await measureFor(options.warmup);
   // A warm-up that already fails is reported as the run: no need to wait for the measured part.
@@ -213,8 +204,9 @@ if (options.warmup > 0) {
     process.stdout.write(`${JSON.stringify({ ...warm, warmup: true })}\n`);
     process.exit(0);
   }
-  warmed = warm.requests;
 }
+process.stdout.write(`${JSON.stringify({ measuring: true })}\n`);
+const cpuAtStart = process.cpuUsage();
 const measured = await measureFor(options.duration);
-const allRequests = measured.requests + warmed;
-process.stdout.write(`${JSON.stringify({ ...measured, allRequests, loadCpuUs: cpuSince(allRequests) })}\n`);
+const { user, system } = process.cpuUsage(cpuAtStart);
+process.stdout.write(`${JSON.stringify({ ...measured, loadCpuUs: (user + system) / Math.max(1, measured.requests) })}\n`);
