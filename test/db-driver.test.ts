@@ -49,16 +49,28 @@ describe('the postgres.js dialect', () => {
       const row = await trx.insertInto('users').values({ email }).returning('id').executeTakeFirstOrThrow();
       return row.id;
     });
-    // The next statements, on whatever connection the driver hands out, are each their own transaction.
-    const [a, b] = await Promise.all([
-      sql<{ xid: string }>`select txid_current()::text as xid`.execute(db),
-      sql<{ xid: string }>`select txid_current()::text as xid`.execute(db),
-    ]);
+    // The next statements, one after the other on the connection the transaction released, are each their own
+    // transaction: no transaction is left open on it.
+    const xid = sql<{ xid: string }>`select txid_current()::text as xid`;
+    const a = await xid.execute(db);
+    const b = await xid.execute(db);
     expect(a.rows[0]!.xid).not.toBe(b.rows[0]!.xid);
     const deleted = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
     expect(deleted.numDeletedRows).toBe(1n);
     const none = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
     expect(none.numDeletedRows).toBe(0n);
+  });
+
+  it('a commit that fails reports its own error (Kysely then rolls back a transaction already ended)', async () => {
+    // A deferred foreign key is checked at COMMIT: the commit fails, with the violation's code.
+    const failed = database.db.transaction().execute(async (trx) => {
+      await sql`create temp table driver_parent (id int primary key) on commit drop`.execute(trx);
+      await sql`create temp table driver_child (parent int references driver_parent deferrable initially deferred) on commit drop`.execute(trx);
+      await sql`insert into driver_child values (1)`.execute(trx);
+    });
+    await expect(failed).rejects.toMatchObject({ code: '23503' });
+    const { rows } = await sql<{ ok: number }>`select 1 as ok`.execute(database.db);
+    expect(rows).toEqual([{ ok: 1 }]);
   });
 
   it('begins a transaction with the isolation level and access mode asked for', async () => {

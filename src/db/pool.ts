@@ -30,7 +30,8 @@ import type postgres from 'postgres';
  *   180 → 159 µs a request, peak RSS 215 → 186 MB.
  *
  * So `db.connection()` outside a transaction does not pin a session (nothing here relies on one), a cursor
- * (`.stream()`) works outside transactions only, and savepoints are not offered (nothing uses them).
+ * (`.stream()`) works outside transactions only, and savepoints are not offered (nothing uses them). Transactions
+ * go through Kysely's `transaction()`; `begin` sent as SQL is not one (it would run on a pooled connection).
  *
  * @example new Kysely<Database>({ dialect: new PostgresJsDialect(sql) })
  */
@@ -202,11 +203,18 @@ class Session implements DatabaseConnection {
     });
   }
 
-  /** Commits or rolls back the open transaction. The session is free again at once, whatever the outcome. */
+  /**
+   * Commits or rolls back the open transaction. The session is free again at once, whatever the outcome. A rollback
+   * with none open does nothing: Kysely rolls back after a commit that failed (which has ended the transaction),
+   * and the commit's error is the one to report.
+   */
   async end(commit: boolean): Promise<void> {
     const tx = this.#tx;
     this.#tx = undefined;
-    if (!tx) throw new Error(`${commit ? 'commit' : 'rollback'} without a transaction`);
+    if (!tx) {
+      if (commit) throw new Error('commit without a transaction');
+      return;
+    }
     if (tx.closed) {
       if (commit) throw closedError();
       return;
