@@ -2,7 +2,7 @@ import { mkdirSync, openSync, closeSync, readFileSync, unlinkSync, writeFileSync
 import { join, resolve } from 'node:path';
 import { Kysely } from 'kysely';
 import postgres from 'postgres';
-import { PostgresJsDialect } from './pool.ts';
+import { PostgresJsDialect } from './dialect.ts';
 import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;

@@ -3,11 +3,11 @@ import { sql } from 'kysely';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../src/db/client.ts';
-import { PostgresJsDialect } from '../src/db/pool.ts';
+import { PostgresJsDialect } from '../src/db/dialect.ts';
 import { databaseKind, databaseUrl } from './support/harness.ts';
 
 /**
- * Kysely's dialect over postgres.js (src/db/pool.ts): connections handed back out once released, transactions with
+ * Kysely's dialect over postgres.js (src/db/dialect.ts): connections handed back out once released, transactions with
  * their settings, write counts, cursors. Recovery from a database that goes away is in errors.test.ts.
  */
 describe('the postgres.js dialect', () => {
@@ -21,7 +21,7 @@ describe('the postgres.js dialect', () => {
 
   it('hands a released connection out again: Kysely sees as many as ran at once, not one per query', async () => {
     // Kysely's runtime keeps every connection a driver hands out in a WeakSet; one per query made each query
-    // dearer (pool.ts). The driver alone, on a client that is never asked a query.
+    // dearer (dialect.ts). The driver alone, on a client that is never asked a query.
     const driver = new PostgresJsDialect(postgres('postgres://nobody@127.0.0.1:1/none', { max: 1 })).createDriver();
     const first = await driver.acquireConnection();
     await driver.releaseConnection(first);
