@@ -233,7 +233,9 @@ async function measure(server: Server, op: Operation, round: number, fixture: st
     const pids = backends ?? (await backendPids());
     return { server: serverCpu, pids, pg: pids.reduce((s, pid) => s + cpuSeconds(pid), 0) };
   };
+  // Replaced when the measured run starts; until then (a warm-up that fails) the figures count from here.
   let cpuBefore = cpuNow();
+  cpuBefore.catch(() => {}); // awaited below unless replaced; a replaced one must not be an unhandled rejection
   let rssPeakMb = rssMb(server.pid);
   const sampler = setInterval(() => {
     const now = rssMb(server.pid);
