@@ -89,6 +89,64 @@ describe('the postgres.js dialect', () => {
     expect(rows[0]!.isolation).toBe('read committed');
   });
 
+  it('under concurrency, no statement runs in another caller\'s transaction, and rollbacks take only their own writes', async () => {
+    // Sessions are handed out again as soon as they are released (dialect.ts). Mixed at once, on a pool smaller than
+    // the callers: transactions that commit, that throw, that fail on a statement, and single statements. A
+    // statement sent into someone else's open transaction would see that transaction's id, and would vanish with it
+    // if it rolled back; a rolled-back write that leaked out of its transaction would stay.
+    const db = database.db;
+    const run = randomUUID().slice(0, 8);
+    const email = (kind: string, i: number) => `stress-${run}-${kind}-${i}@example.com`;
+    const rounds = databaseKind() === 'embedded' ? 10 : 40;
+    const outsideXids: (string | null)[] = [];
+    const tasks = Array.from({ length: rounds * 4 }, async (_, n) => {
+      const i = Math.floor(n / 4);
+      switch (n % 4) {
+        case 0:
+          return db.transaction().execute(async (trx) => {
+            await trx.insertInto('users').values({ email: email('committed', i) }).execute();
+            await sql`select pg_sleep(0.002)`.execute(trx);
+          });
+        case 1:
+          return db.transaction().execute(async (trx) => {
+            await trx.insertInto('users').values({ email: email('thrown', i) }).execute();
+            await sql`select pg_sleep(0.002)`.execute(trx);
+            throw new Error('changed my mind');
+          });
+        case 2:
+          return db.transaction().execute(async (trx) => {
+            await trx.insertInto('users').values({ email: email('failed', i) }).execute();
+            await trx.insertInto('users').values({ email: email('failed', i) }).execute(); // unique violation
+          });
+        default: {
+          const { rows } = await sql<{ xid: string | null }>`select pg_current_xact_id_if_assigned()::text as xid`.execute(db);
+          outsideXids.push(rows[0]!.xid);
+          await db.insertInto('users').values({ email: email('alone', i) }).execute();
+        }
+      }
+    });
+    const settled = await Promise.allSettled(tasks);
+    const outcome = (n: number) => settled.filter((s, k) => k % 4 === n).map((s) => s.status);
+    expect(new Set(outcome(0))).toEqual(new Set(['fulfilled']));
+    expect(new Set(outcome(1))).toEqual(new Set(['rejected']));
+    expect(new Set(outcome(2))).toEqual(new Set(['rejected']));
+    expect(new Set(outcome(3))).toEqual(new Set(['fulfilled']));
+    expect(settled.filter((s, k) => k % 4 === 2).map((s) => (s as PromiseRejectedResult).reason?.code)).toEqual(
+      Array.from({ length: rounds }, () => '23505'),
+    );
+    // Single statements ran in no transaction that had written.
+    expect(outsideXids).toEqual(Array.from({ length: rounds }, () => null));
+
+    const { rows } = await sql<{ kind: string; n: number }>`
+      select split_part(email, '-', 3) as kind, count(*)::int as n from users
+      where email like ${`stress-${run}-%`} group by 1 order by 1`.execute(db);
+    expect(rows).toEqual([
+      { kind: 'alone', n: rounds },
+      { kind: 'committed', n: rounds },
+    ]);
+    await db.deleteFrom('users').where('email', 'like', `stress-${run}-%`).execute();
+  });
+
   it('streams rows through a cursor outside a transaction, and refuses one inside', async () => {
     const seen: number[] = [];
     const series = (db: typeof database.db) => db.selectFrom(sql`generate_series(1, 25)`.as('n')).select(sql<number>`n`.as('n'));
