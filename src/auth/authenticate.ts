@@ -1,6 +1,5 @@
-import { verify } from 'hono/jwt';
 import { sql } from 'kysely';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, errors as jose, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
 import type { Role } from '../db/schema.ts';
@@ -43,7 +42,7 @@ export function createAuthenticator(options: AuthOptions) {
   /** API key id → when it was last used (epoch ms), until the next flush. */
   const lastUsed = new Map<string, number>();
   const cacheMax = options.cacheMax ?? 10_000;
-  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
+  const verifyJwt = jwtVerifier(options);
   const isServiceKey = options.serviceKey ? matchesSecret(options.serviceKey) : () => false;
 
   function remember<V>(map: Map<string, V>, key: string, value: V) {
@@ -87,25 +86,12 @@ export function createAuthenticator(options: AuthOptions) {
   }
 
   async function fromJwt(token: string): Promise<Principal> {
+    if (!verifyJwt) {
+      throw new AppError({ code: 'INVALID_TOKEN', message: 'Session tokens are not enabled on this server (JWT_SECRET or JWT_JWKS_URL)' });
+    }
     let sub: unknown;
     try {
-      if (options.jwtSecret) {
-        const payload = await verify(token, options.jwtSecret, 'HS256');
-        // A session token without an expiry would be valid forever.
-        if (typeof payload.exp !== 'number') throw new Error('exp');
-        if (options.jwtIssuer && payload.iss !== options.jwtIssuer) throw new Error('issuer');
-        if (options.jwtAudience && payload.aud !== options.jwtAudience) throw new Error('audience');
-        sub = payload.sub;
-      } else if (jwks) {
-        const { payload } = await jwtVerify(token, jwks, {
-          issuer: options.jwtIssuer,
-          audience: options.jwtAudience,
-          requiredClaims: ['exp'],
-        });
-        sub = payload.sub;
-      } else {
-        throw new AppError({ code: 'INVALID_TOKEN', message: 'Session tokens are not enabled on this server (JWT_SECRET or JWT_JWKS_URL)' });
-      }
+      sub = (await verifyJwt(token)).sub;
     } catch (error) {
       if (error instanceof AppError) throw error;
       throw new AppError({ code: 'INVALID_TOKEN', cause: error });
@@ -184,3 +170,37 @@ export function createAuthenticator(options: AuthOptions) {
 }
 
 export type Authenticator = ReturnType<typeof createAuthenticator>;
+
+/**
+ * Verifies a session JWT and answers its claims, with jose for either kind of key: the signature, `exp` (required: a
+ * token without one would be valid for ever) and `nbf`; `iss` and `aud` when configured, where `aud` may be one
+ * audience or a list that names ours (RFC 7519 §4.1.3). `JWT_SECRET` accepts HS256 only; `JWT_JWKS_URL`, the
+ * algorithms of its keys. A key set that cannot be fetched is the identity provider being away, not a bad token:
+ * SERVICE_UNAVAILABLE, so that a client retries rather than signing its user out; jose fetches again on the next
+ * token. Undefined when neither is configured.
+ */
+function jwtVerifier(options: AuthOptions) {
+  const claims = { issuer: options.jwtIssuer, audience: options.jwtAudience, requiredClaims: ['exp'] };
+  if (options.jwtSecret) {
+    const secret = new TextEncoder().encode(options.jwtSecret);
+    return async (token: string) => (await jwtVerify(token, secret, { ...claims, algorithms: ['HS256'] })).payload;
+  }
+  if (!options.jwksUrl) return undefined;
+  const remote = createRemoteJWKSet(new URL(options.jwksUrl));
+  const keySet: JWTVerifyGetKey = async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (error) {
+      // What the token names is not in the set (after a fresh fetch), or cannot be used: the token's fault.
+      if (error instanceof jose.JWKSNoMatchingKey || error instanceof jose.JWKSMultipleMatchingKeys || error instanceof jose.JOSENotSupported) {
+        throw error;
+      }
+      throw new AppError({
+        code: 'SERVICE_UNAVAILABLE',
+        message: "The identity provider's key set (JWT_JWKS_URL) cannot be read; try again shortly",
+        cause: error,
+      });
+    }
+  };
+  return async (token: string) => (await jwtVerify(token, keySet, claims)).payload;
+}
