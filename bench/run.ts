@@ -398,7 +398,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 async function main() {
   admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
-  const info = await machine(admin);
+  const info = await machine(admin).catch((error: Error) => {
+    const where = Object.assign(new URL(SERVER_URL), { password: '' }).toString();
+    throw new Error(
+      `cannot reach Postgres at ${where} (${error.message}): start one, or point DATABASE_URL at one ` +
+        '(the bench creates and drops its own database there; README, Performance)',
+    );
+  });
   const dbName = `goalpost_bench_${Date.now()}_${Math.random().toString(36).slice(2, 8)}`;
   dbNames.push(dbName);
   await admin.unsafe(`create database ${dbName}`);
