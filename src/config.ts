@@ -70,6 +70,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (store === 'redis' && !c.REDIS_URL) {
     throw new ConfigError('Invalid configuration:\n  RATE_LIMIT_STORE: "redis" needs REDIS_URL');
   }
+  if (c.JWT_SECRET && c.JWT_JWKS_URL) {
+    // One kind of session token: with both, the secret would win and every token of the key set be refused.
+    throw new ConfigError('Invalid configuration:\n  JWT_SECRET, JWT_JWKS_URL: set one of them (HS256 tokens, or a key set), not both');
+  }
   if (c.AI_PROVIDER === 'openai') {
     const missing = [
       !c.OPENAI_BASE_URL &&

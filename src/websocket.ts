@@ -28,8 +28,12 @@ export const MAX_IN_FLIGHT = 32;
 /** How long a socket may stay open without credentials. */
 export const AUTH_TIMEOUT_MS = 30_000;
 
-/** Close codes: 1008 policy violation (credentials refused or never sent), 1001 going away (shutdown). */
+/**
+ * Close codes: 1008 policy violation (credentials refused or never sent), 1013 try again later (the credentials
+ * could not be checked: the database or the identity provider is away), 1001 going away (shutdown).
+ */
 const CLOSE_POLICY = 1008;
+const CLOSE_TRY_AGAIN_LATER = 1013;
 const CLOSE_GOING_AWAY = 1001;
 const OPEN = 1;
 
@@ -131,7 +135,8 @@ export function webSocketRoute(deps: WebSocketDeps): MiddlewareHandler {
         deps.hub.add(session);
         if (refusal) {
           send(session, { type: 'error', request_id: null, ...envelope(refusal) });
-          socket.close(CLOSE_POLICY, 'credentials refused');
+          if (refusal.status >= 500) socket.close(CLOSE_TRY_AGAIN_LATER, 'credentials could not be checked');
+          else socket.close(CLOSE_POLICY, 'credentials refused');
           return;
         }
         if (sentCredentials) {

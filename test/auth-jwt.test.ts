@@ -5,8 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
 import { createAuthenticator, type AuthOptions } from '../src/auth/authenticate.ts';
 import { createRateLimiter } from '../src/auth/rate-limit.ts';
+import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
+import { listen } from '../src/server.ts';
 import { createHarness, expectError, ok, TEST_JWT_SECRET, type Answer, type Harness } from './support/harness.ts';
+import { WsClient } from './support/ws-client.ts';
 
 /**
  * Session JWTs with the claims a real identity provider sets: `iss` and `aud` (one audience or a list), `nbf`, and
@@ -18,14 +21,15 @@ const AUDIENCE = 'goalpost-api';
 const now = () => Math.floor(Date.now() / 1000);
 
 let h: Harness;
-let jwks: { server: Server; url: string; keys: JWK[]; status: number };
+let jwks: { server: Server; url: string; keys: JWK[]; status: number; requests: number };
 let rsa: Awaited<ReturnType<typeof generateKeyPair>>;
 
 beforeAll(async () => {
   h = await createHarness();
   rsa = await generateKeyPair('RS256', { extractable: true });
-  jwks = { server: createServer(), url: '', keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }], status: 200 };
+  jwks = { server: createServer(), url: '', keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }], status: 200, requests: 0 };
   jwks.server.on('request', (_req, res) => {
+    jwks.requests++;
     res.writeHead(jwks.status, { 'content-type': 'application/json' });
     res.end(jwks.status === 200 ? JSON.stringify({ keys: jwks.keys }) : '{"error":"down"}');
   });
@@ -112,8 +116,10 @@ describe('session JWTs from a key set (JWT_JWKS_URL)', () => {
     // The classic confusion: HS256 "signed" with the public key, which an attacker has.
     const publicPem = await exportSPKI(rsa.publicKey);
     const cases: [string, string][] = [
-      ['another key, same kid', await rs256(good(alice.id), stranger.privateKey)],
+      // First, while nothing has been fetched: jose fetches the set for it, and the key is not there. (Right after a
+      // fetch, an unknown key id is SERVICE_UNAVAILABLE instead: see the key rotation case below.)
       ['a kid the set lacks', await rs256(good(alice.id), stranger.privateKey, 'k9')],
+      ['another key, same kid', await rs256(good(alice.id), stranger.privateKey)],
       ['HS256 with the public key as secret', await hs256(good(alice.id), publicPem)],
       ['expired', await rs256({ ...good(alice.id), exp: now() - 60 })],
       ['another audience', await rs256({ ...good(alice.id), aud: 'another-api' })],
@@ -126,22 +132,145 @@ describe('session JWTs from a key set (JWT_JWKS_URL)', () => {
     }
   });
 
-  it('answers SERVICE_UNAVAILABLE while the key set cannot be fetched, and accepts the token once it can', async () => {
-    // A fresh authenticator holds no keys yet: the first token makes it fetch the set.
-    const invoke = appWith({ jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE });
-    const alice = await h.user();
-    const token = await rs256(good(alice.id));
-    jwks.status = 500;
+  it('refuses (INVALID_TOKEN, not 503) a token without a key id when several keys of the set could have signed it', async () => {
+    const other = await generateKeyPair('RS256', { extractable: true });
+    const saved = jwks.keys;
+    jwks.keys = [
+      { ...(await exportJWK(other.publicKey)), alg: 'RS256' },
+      { ...(await exportJWK(rsa.publicKey)), alg: 'RS256' },
+    ];
     try {
-      const down = expectError(await invoke(token), 'SERVICE_UNAVAILABLE', 503);
-      expect(down.message).toMatch(/JWT_JWKS_URL/);
+      const invoke = appWith({ jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE });
+      const alice = await h.user();
+      // jose leaves trying each matching key to its caller; providers name their keys (kid), so Goalpost does not.
+      const token = await new SignJWT(good(alice.id)).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
+      expectError(await invoke(token), 'INVALID_TOKEN', 401);
+    } finally {
+      jwks.keys = saved;
+    }
+  });
+});
+
+describe('a key set that cannot be fetched, or has just changed', () => {
+  /**
+   * Shortened for the test, with room for a loaded machine: the set kept 1.5 s, a fetch for an unknown key at most
+   * every second, a failed fetch retried after a second.
+   */
+  const timing = { maxAgeMs: 1_500, cooldownMs: 1_000, timeoutMs: 2_000, retryMs: 1_000 };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const failing = async <T>(status: number, body: () => Promise<T>) => {
+    jwks.status = status;
+    try {
+      return await body();
     } finally {
       jwks.status = 200;
     }
+  };
+
+  it('answers SERVICE_UNAVAILABLE with Retry-After when no set was ever fetched, without a fetch per request, and recovers', async () => {
+    const invoke = appWith({ jwksUrl: jwks.url, keySetTiming: timing });
+    const alice = await h.user();
+    const token = await rs256(good(alice.id));
+    await failing(500, async () => {
+      const before = jwks.requests;
+      for (let i = 0; i < 5; i++) {
+        const res = await invoke(token);
+        expect(expectError(res, 'SERVICE_UNAVAILABLE', 503).message).toMatch(/JWT_JWKS_URL/);
+        expect(res.headers.get('retry-after')).toBe('1');
+      }
+      // One fetch failed; the next four were answered from that failure, within retryMs (a second).
+      expect(jwks.requests - before).toBe(1);
+      // A token that is not even for this key set (HS256, alg none) is refused before any key is looked for.
+      expectError(await invoke(await hs256(good(alice.id))), 'INVALID_TOKEN', 401);
+    });
+    await sleep(timing.retryMs + 100);
     ok(await invoke(token));
 
-    // Nobody listening at all.
-    const unreachable = appWith({ jwksUrl: 'http://127.0.0.1:1/jwks.json' });
-    expectError(await unreachable(token), 'SERVICE_UNAVAILABLE', 503);
+    // Nobody listening at all, and a provider that never answers (the fetch times out).
+    expectError(await appWith({ jwksUrl: 'http://127.0.0.1:1/jwks.json', keySetTiming: timing })(token), 'SERVICE_UNAVAILABLE', 503);
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/jwks.json`;
+      expectError(await appWith({ jwksUrl: url, keySetTiming: { ...timing, timeoutMs: 300 } })(token), 'SERVICE_UNAVAILABLE', 503);
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
+
+  it('keeps judging tokens on the last set it fetched while the provider is away, past the set\'s age', async () => {
+    const invoke = appWith({ jwksUrl: jwks.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE, keySetTiming: timing });
+    const alice = await h.user();
+    const token = await rs256(good(alice.id));
+    const otherAudience = await rs256({ ...good(alice.id), aud: 'another-api' });
+    const stranger = await generateKeyPair('RS256');
+    const unknownKey = await rs256(good(alice.id), stranger.privateKey, 'k2');
+    ok(await invoke(token));
+    await failing(503, async () => {
+      await sleep(timing.maxAgeMs + 100); // the set is stale: jose would fetch it again, and fails to
+      ok(await invoke(token));
+      ok(await invoke(token));
+      // Still refused when bad, on the old set.
+      expectError(await invoke(otherAudience), 'INVALID_TOKEN', 401);
+      // A key id the old set lacks may be one the provider added meanwhile: not a sign-out.
+      expectError(await invoke(unknownKey), 'SERVICE_UNAVAILABLE', 503);
+    });
+  });
+
+  it('a key the provider has just added: SERVICE_UNAVAILABLE within the cooldown, accepted after it; an unknown one then INVALID_TOKEN', async () => {
+    const invoke = appWith({ jwksUrl: jwks.url, keySetTiming: { ...timing, maxAgeMs: 60_000 } });
+    const alice = await h.user();
+    // Everything signed up front: the cooldown below is a second, and making an RSA key can take a good part of one.
+    const current = await rs256(good(alice.id));
+    const next = await generateKeyPair('RS256', { extractable: true });
+    const rotated = await rs256(good(alice.id), next.privateKey, 'k2');
+    const stranger = await generateKeyPair('RS256');
+    const unknownKey = await rs256(good(alice.id), stranger.privateKey, 'k9');
+    const nextJwk = { ...(await exportJWK(next.publicKey)), kid: 'k2', alg: 'RS256', use: 'sig' };
+    const saved = jwks.keys;
+    ok(await invoke(current)); // fetches the set: k1 only
+    jwks.keys = [...saved, nextJwk];
+    try {
+      const early = await invoke(rotated);
+      expectError(early, 'SERVICE_UNAVAILABLE', 503);
+      expect(Number(early.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      await sleep(timing.cooldownMs + 100);
+      ok(await invoke(rotated)); // jose fetched the set again for k2
+      await sleep(timing.cooldownMs + 100);
+      expectError(await invoke(unknownKey), 'INVALID_TOKEN', 401);
+    } finally {
+      jwks.keys = saved;
+    }
+  });
+
+  it('closes a WebSocket whose header token could not be checked with 1013 (try again later), not 1008', async () => {
+    const authenticator = createAuthenticator({ db: h.db, cacheTtlMs: 30_000, jwksUrl: 'http://127.0.0.1:1/jwks.json', keySetTiming: timing });
+    const app = createApp({
+      db: h.db,
+      authenticator,
+      rateLimiter: createRateLimiter({ perMinute: 1_000_000, store: 'memory' }),
+      logger: createLogger('silent'),
+      maxActiveGoals: 3,
+      bodyLimitBytes: 1024 * 1024,
+    });
+    const { server, port } = await listen(app, { port: 0, hostname: '127.0.0.1', maxFrameBytes: 1024 * 1024 });
+    try {
+      const alice = await h.user();
+      const ws = await WsClient.open(`ws://127.0.0.1:${port}/v1/ws`, { authorization: `Bearer ${await rs256(good(alice.id))}` });
+      expect((await ws.next((f) => f.type === 'error')).error.code).toBe('SERVICE_UNAVAILABLE');
+      expect(await ws.closed).toEqual({ code: 1013, reason: 'credentials could not be checked' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
+describe('configuration', () => {
+  it('refuses JWT_SECRET and JWT_JWKS_URL together, naming both', () => {
+    expect(() => loadConfig({ JWT_SECRET: TEST_JWT_SECRET, JWT_JWKS_URL: 'https://id.example.test/jwks.json' })).toThrow(
+      /JWT_SECRET, JWT_JWKS_URL: set one of them/,
+    );
   });
 });

@@ -1,10 +1,11 @@
 import { sql } from 'kysely';
-import { createRemoteJWKSet, errors as jose, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { jwtVerify, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
 import type { Role } from '../db/schema.ts';
 import type { Principal } from '../rpc/context.ts';
 import { AppError } from '../rpc/errors.ts';
+import { KEY_SET_ALGORITHMS, remoteKeySet, type KeySetTiming } from './jwks.ts';
 import { API_KEY_PREFIX, hashApiKey, matchesSecret } from './keys.ts';
 
 export interface AuthOptions {
@@ -18,6 +19,8 @@ export interface AuthOptions {
   serviceKey?: string;
   /** Bound on cached entries; the oldest go first. */
   cacheMax?: number;
+  /** How `jwksUrl`'s key set is kept and fetched again (KEY_SET_TIMING when not given; tests shorten it). */
+  keySetTiming?: KeySetTiming;
 }
 
 interface CachedKey {
@@ -172,35 +175,23 @@ export function createAuthenticator(options: AuthOptions) {
 export type Authenticator = ReturnType<typeof createAuthenticator>;
 
 /**
- * Verifies a session JWT and answers its claims, with jose for either kind of key: the signature, `exp` (required: a
- * token without one would be valid for ever) and `nbf`; `iss` and `aud` when configured, where `aud` may be one
- * audience or a list that names ours (RFC 7519 §4.1.3). `JWT_SECRET` accepts HS256 only; `JWT_JWKS_URL`, the
- * algorithms of its keys. A key set that cannot be fetched is the identity provider being away, not a bad token:
- * SERVICE_UNAVAILABLE, so that a client retries rather than signing its user out; jose fetches again on the next
- * token. Undefined when neither is configured.
+ * Verifies a session JWT and answers its claims, with jose for either kind of key: the signature, `exp` (required, and
+ * finite: a token without one would be valid for ever) and `nbf`; `iss` and `aud` when configured, where `aud` may be
+ * one audience or a list that names ours (RFC 7519 §4.1.3). `JWT_SECRET` accepts HS256 only; `JWT_JWKS_URL`, the
+ * asymmetric algorithms of KEY_SET_ALGORITHMS, with the keys of `remoteKeySet` (which answers SERVICE_UNAVAILABLE,
+ * not INVALID_TOKEN, while the provider's key set cannot be fetched). Undefined when neither is configured.
  */
 function jwtVerifier(options: AuthOptions) {
   const claims = { issuer: options.jwtIssuer, audience: options.jwtAudience, requiredClaims: ['exp'] };
+  const finite = (payload: JWTPayload) => {
+    if (!Number.isFinite(payload.exp)) throw new Error('exp is not a finite number');
+    return payload;
+  };
   if (options.jwtSecret) {
     const secret = new TextEncoder().encode(options.jwtSecret);
-    return async (token: string) => (await jwtVerify(token, secret, { ...claims, algorithms: ['HS256'] })).payload;
+    return async (token: string) => finite((await jwtVerify(token, secret, { ...claims, algorithms: ['HS256'] })).payload);
   }
   if (!options.jwksUrl) return undefined;
-  const remote = createRemoteJWKSet(new URL(options.jwksUrl));
-  const keySet: JWTVerifyGetKey = async (header, token) => {
-    try {
-      return await remote(header, token);
-    } catch (error) {
-      // What the token names is not in the set (after a fresh fetch), or cannot be used: the token's fault.
-      if (error instanceof jose.JWKSNoMatchingKey || error instanceof jose.JWKSMultipleMatchingKeys || error instanceof jose.JOSENotSupported) {
-        throw error;
-      }
-      throw new AppError({
-        code: 'SERVICE_UNAVAILABLE',
-        message: "The identity provider's key set (JWT_JWKS_URL) cannot be read; try again shortly",
-        cause: error,
-      });
-    }
-  };
-  return async (token: string) => (await jwtVerify(token, keySet, claims)).payload;
+  const keys = remoteKeySet(new URL(options.jwksUrl), options.keySetTiming);
+  return async (token: string) => finite((await jwtVerify(token, keys, { ...claims, algorithms: KEY_SET_ALGORITHMS })).payload);
 }
