@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
@@ -88,8 +89,16 @@ describe('session JWTs with JWT_ISSUER and JWT_AUDIENCE (HS256)', () => {
       ['no audience', noAudience],
       ['not valid before a minute from now', { ...good(alice.id), nbf: now() + 60 }],
     ];
-    for (const [label, claims] of cases) {
-      const res = await invoke(await hs256(claims));
+    // An `exp` of 1e400 parses as Infinity: a token that never expires.
+    const payload = `{"sub":"${alice.id}","iss":"${ISSUER}","aud":"${AUDIENCE}","exp":1e400}`;
+    const signingInput = `${Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
+    const forever = `${signingInput}.${createHmac('sha256', TEST_JWT_SECRET).update(signingInput).digest('base64url')}`;
+    const tokens: [string, string][] = [
+      ...(await Promise.all(cases.map(async ([label, claims]) => [label, await hs256(claims)] as [string, string]))),
+      ['an exp that is not finite', forever],
+    ];
+    for (const [label, token] of tokens) {
+      const res = await invoke(token);
       expect(res.status, label).toBe(401);
       expectError(res, 'INVALID_TOKEN', 401);
     }
