@@ -135,7 +135,7 @@ export function webSocketRoute(deps: WebSocketDeps): MiddlewareHandler {
         deps.hub.add(session);
         if (refusal) {
           send(session, { type: 'error', request_id: null, ...envelope(refusal) });
-          if (refusal.status >= 500) socket.close(CLOSE_TRY_AGAIN_LATER, 'credentials could not be checked');
+          if (refusal.code === 'SERVICE_UNAVAILABLE') socket.close(CLOSE_TRY_AGAIN_LATER, 'credentials could not be checked');
           else socket.close(CLOSE_POLICY, 'credentials refused');
           return;
         }

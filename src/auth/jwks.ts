@@ -1,97 +1,136 @@
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  errors,
-  jwksCache,
-  type ExportedJWKSCache,
-  type JSONWebKeySet,
-  type JWKSCacheInput,
-  type JWTVerifyGetKey,
-} from 'jose';
+import { createLocalJWKSet, decodeJwt, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { AppError } from '../rpc/errors.ts';
 
 /** What a session token from a key set may be signed with: asymmetric algorithms only (never HS*, never `none`). */
 export const KEY_SET_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 
 export interface KeySetTiming {
-  /** A fetched set is used this long, then fetched again. */
+  /** A fetched set is used this long as it is, then fetched again in the background while it goes on serving. */
   maxAgeMs: number;
-  /** After a fetch, a token naming a key the set lacks waits this long before it may make another fetch. */
+  /** While fetching fails, a set goes on serving this much longer past `maxAgeMs`; then every token waits for one. */
+  maxStaleMs: number;
+  /** A token naming a key id the set lacks makes a fetch at most this often. */
   cooldownMs: number;
   /** A fetch that takes longer has failed. */
   timeoutMs: number;
-  /** After a failed fetch, tokens are judged on the last good set (or answered 503) this long without fetching. */
+  /** After a failed fetch, this long before the next one. */
   retryMs: number;
 }
 
-export const KEY_SET_TIMING: KeySetTiming = { maxAgeMs: 600_000, cooldownMs: 30_000, timeoutMs: 5_000, retryMs: 5_000 };
+export const KEY_SET_TIMING: KeySetTiming = {
+  maxAgeMs: 10 * 60_000,
+  maxStaleMs: 60 * 60_000,
+  cooldownMs: 30_000,
+  timeoutMs: 5_000,
+  retryMs: 5_000,
+};
+
+/** A token signed this long before a set was fetched names a key the provider had published by then. */
+const CLOCK_SKEW_MS = 60_000;
 
 /**
- * The keys of `JWT_JWKS_URL`, for jose's `jwtVerify`: jose's remote key set (fetched, kept `maxAgeMs`, fetched again
- * for a key id it does not know at most once per `cooldownMs`), made to tell the provider's trouble from the token's.
+ * The keys of `JWT_JWKS_URL`, for jose's `jwtVerify`. jose matches and imports the keys (`createLocalJWKSet`); this
+ * decides when to fetch the set and what a failure to fetch it means, which jose's remote key set leaves to a
+ * request that happens to come along (it fetches in the request, and treats a provider that is away like a bad token).
  *
- * - The set cannot be fetched (no answer, an error status, a timeout, not a key set): the last set that could be
- *   fetched judges the token for the next `retryMs`, without another fetch; a token it has no key for, or any token
- *   when no set was ever fetched, is SERVICE_UNAVAILABLE with `Retry-After` — the token may well be good, and a 401
- *   would make a client sign its user out. So an outage costs one fetch per `retryMs`, not one per request.
- * - A token naming a key the set lacks: INVALID_TOKEN once jose has fetched the set again for it. Within the cooldown
- *   after a fetch jose does not fetch again, and the key may be one the provider has just added: SERVICE_UNAVAILABLE,
- *   with `Retry-After` for the rest of the cooldown.
+ * - One fetch at a time. The set serves `maxAgeMs`, then is fetched again in the background while it goes on serving:
+ *   no request waits for the provider once a set is held.
+ * - A fetch fails (no answer within `timeoutMs`, an error status, not a key set): the set held goes on serving, up to
+ *   `maxStaleMs` past its age, and the next fetch waits `retryMs`; an outage costs one fetch per `retryMs`, not one per
+ *   request. A token the held set has no key for, or any token with no usable set, is SERVICE_UNAVAILABLE with
+ *   `Retry-After`: the token may well be good, and a 401 makes a client sign its user out.
+ * - A token naming a key id the set lacks makes a fetch (at most one per `cooldownMs`), and is INVALID_TOKEN when the
+ *   fresh set lacks it too. Within the cooldown, a token signed after the set was fetched (its `iat`, give or take a
+ *   minute of clock skew) may use a key the provider has just published: SERVICE_UNAVAILABLE until the next fetch may
+ *   run; an older one is INVALID_TOKEN, as the provider publishes a key before signing with it.
+ * - Anything else jose finds wrong with a token or its key (an algorithm the key is not for, several keys that could
+ *   match, a key that does not import) is the token's affair: INVALID_TOKEN, and nothing is fetched for it.
  *
  * @example const { payload } = await jwtVerify(token, remoteKeySet(new URL(url)), { algorithms: KEY_SET_ALGORITHMS });
  */
 export function remoteKeySet(url: URL, timing: KeySetTiming = KEY_SET_TIMING): JWTVerifyGetKey {
-  // jose writes every set it fetches here (its `jwksCache` option): the last good set, for when fetching fails.
-  const fetched: Partial<ExportedJWKSCache> = {};
-  const remote = createRemoteJWKSet(url, {
-    cacheMaxAge: timing.maxAgeMs,
-    cooldownDuration: timing.cooldownMs,
-    timeoutDuration: timing.timeoutMs,
-    [jwksCache]: fetched as JWKSCacheInput,
-  });
-  let lastGood: { jwks: JSONWebKeySet; keys: JWTVerifyGetKey } | undefined;
+  let held: { keys: JWTVerifyGetKey; fetchedAt: number } | undefined;
+  let fetching: Promise<void> | undefined;
   let failure: { until: number; cause: unknown } | undefined;
+  let lastFetchAt = -Infinity;
 
-  const unavailable = (message: string, retryMs: number, cause: unknown) =>
+  /** Fetches the set (one fetch at a time); never throws: a failure is recorded in `failure`. */
+  function fetchSet(): Promise<void> {
+    fetching ??= (async () => {
+      lastFetchAt = Date.now();
+      try {
+        const response = await fetch(url, {
+          signal: AbortSignal.timeout(timing.timeoutMs),
+          redirect: 'manual',
+          headers: { accept: 'application/jwk-set+json, application/json' },
+        });
+        if (response.status !== 200) throw new Error(`GET ${url.href} answered ${response.status}`);
+        // createLocalJWKSet checks the shape (JWKSInvalid): a set that is not one is a failed fetch.
+        held = { keys: createLocalJWKSet((await response.json()) as JSONWebKeySet), fetchedAt: Date.now() };
+        failure = undefined;
+      } catch (cause) {
+        failure = { until: Date.now() + timing.retryMs, cause };
+      } finally {
+        fetching = undefined;
+      }
+    })();
+    return fetching;
+  }
+
+  const mayFetch = () => failure === undefined || Date.now() >= failure.until;
+  const usable = () => held !== undefined && Date.now() - held.fetchedAt <= timing.maxAgeMs + timing.maxStaleMs;
+  const unavailable = (message: string, retryAt: number, cause: unknown) =>
     new AppError({
       code: 'SERVICE_UNAVAILABLE',
       message,
-      headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryMs / 1000))) },
+      headers: { 'Retry-After': String(Math.max(1, Math.ceil((retryAt - Date.now()) / 1000))) },
       cause,
     });
-  const away = (cause: unknown) =>
-    unavailable("The identity provider's key set (JWT_JWKS_URL) cannot be fetched; try again shortly", failure!.until - Date.now(), cause);
-
-  /** While fetching fails: the last good set judges the token; one it has no key for waits for the provider. */
-  async function fromLastGood(header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1]) {
-    if (fetched.jwks && lastGood?.jwks !== fetched.jwks) lastGood = { jwks: fetched.jwks, keys: createLocalJWKSet(fetched.jwks) };
-    if (!lastGood) throw away(failure!.cause);
-    try {
-      return await lastGood.keys(header, token);
-    } catch (error) {
-      if (error instanceof errors.JWKSNoMatchingKey) throw away(failure!.cause);
-      throw error;
-    }
-  }
+  const away = () =>
+    unavailable(
+      "The identity provider's key set (JWT_JWKS_URL) cannot be fetched; try again shortly",
+      failure?.until ?? Date.now() + timing.retryMs,
+      failure?.cause,
+    );
 
   return async (header, token) => {
-    if (failure && Date.now() < failure.until) return fromLastGood(header, token);
-    const coolingDown = remote.coolingDown;
+    const started = Date.now();
+    if (!usable()) {
+      if (mayFetch()) await fetchSet();
+      if (!usable()) throw away();
+    } else if (Date.now() - held!.fetchedAt > timing.maxAgeMs && mayFetch()) {
+      void fetchSet();
+    }
+    const set = held!;
     try {
-      const key = await remote(header, token);
-      failure = undefined;
-      return key;
+      return await set.keys(header, token);
     } catch (error) {
-      if (error instanceof errors.JWKSNoMatchingKey) {
-        // jose fetched the set again for this key id unless it was cooling down from a fetch a moment ago.
-        if (!coolingDown) throw error;
-        const retryMs = (fetched.uat ?? 0) + timing.cooldownMs - Date.now();
-        throw unavailable('The session token names a key the identity provider has not published yet; try again shortly', retryMs, error);
+      if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
+      if (set.fetchedAt >= started) throw error; // fetched for this very token: the key is not published
+      // A key id the set lacks: fetch the set again (or wait for the fetch under way), at most once per cooldown.
+      if (fetching || (Date.now() - lastFetchAt >= timing.cooldownMs && mayFetch())) {
+        await (fetching ?? fetchSet());
+        if (held !== set) return held!.keys(header, token); // a fresh set decides
       }
-      // The token's algorithm or key cannot be used, or several keys match (jose then tries each): the token's affair.
-      if (error instanceof errors.JOSENotSupported || error instanceof errors.JWKSMultipleMatchingKeys) throw error;
-      failure = { until: Date.now() + timing.retryMs, cause: error };
-      return fromLastGood(header, token);
+      if (!mayFetch()) throw away(); // the fetch failed, now or a moment ago: nobody can tell
+      if (signedAfter(token, set.fetchedAt - CLOCK_SKEW_MS)) {
+        throw unavailable(
+          'The session token names a key the identity provider may have just published; try again shortly',
+          lastFetchAt + timing.cooldownMs,
+          error,
+        );
+      }
+      throw error;
     }
   };
+}
+
+/** Whether a token says it was issued after `at` (its `iat`; not yet verified, so it decides only this token's answer). */
+function signedAfter(token: Parameters<JWTVerifyGetKey>[1], at: number): boolean {
+  try {
+    const { iat } = decodeJwt(`${token.protected}.${token.payload}.${token.signature}`);
+    return typeof iat === 'number' && iat * 1000 > at;
+  } catch {
+    return false;
+  }
 }
