@@ -22,18 +22,21 @@ const AUDIENCE = 'goalpost-api';
 const now = () => Math.floor(Date.now() / 1000);
 
 let h: Harness;
-let jwks: { server: Server; url: string; keys: JWK[]; status: number; requests: number; hanging: ServerResponse[] };
+let jwks: { server: Server; url: string; keys: JWK[]; status: number; requests: number; hanging: ServerResponse[]; delayMs: number };
 let rsa: Awaited<ReturnType<typeof generateKeyPair>>;
 
 beforeAll(async () => {
   h = await createHarness();
   rsa = await generateKeyPair('RS256', { extractable: true });
-  jwks = { server: createServer(), url: '', keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }], status: 200, requests: 0, hanging: [] };
+  jwks = { server: createServer(), url: '', keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }], status: 200, requests: 0, hanging: [], delayMs: 0 };
   jwks.server.on('request', (_req, res) => {
     jwks.requests++;
     if (jwks.status === 0) return void jwks.hanging.push(res);
-    res.writeHead(jwks.status, { 'content-type': 'application/json' });
-    res.end(jwks.status === 200 ? JSON.stringify({ keys: jwks.keys }) : '{"error":"down"}');
+    const keys = jwks.keys; // as of the request; the answer may come `delayMs` later
+    setTimeout(() => {
+      res.writeHead(jwks.status, { 'content-type': 'application/json' });
+      res.end(jwks.status === 200 ? JSON.stringify({ keys }) : '{"error":"down"}');
+    }, jwks.delayMs);
   });
   await new Promise<void>((resolve) => jwks.server.listen(0, '127.0.0.1', resolve));
   jwks.url = `http://127.0.0.1:${(jwks.server.address() as AddressInfo).port}/.well-known/jwks.json`;
@@ -298,6 +301,37 @@ describe('a key set that cannot be fetched, or has just changed', () => {
       expectError(await invoke(unknownKey), 'INVALID_TOKEN', 401); // fetched again for k9: not there
     } finally {
       jwks.keys = saved;
+    }
+  });
+
+  it('a key id the set has, used with another algorithm, is INVALID_TOKEN at once and fetches nothing', async () => {
+    const invoke = appWith({ jwksUrl: jwks.url, keySetTiming: timing });
+    const alice = await h.user();
+    ok(await invoke(await rs256(good(alice.id))));
+    const pss = await generateKeyPair('PS256');
+    const ps256 = await new SignJWT(good(alice.id)).setProtectedHeader({ alg: 'PS256', kid: 'k1' }).sign(pss.privateKey);
+    const fetches = await fetchesDuring(async () => {
+      for (let i = 0; i < 3; i++) expectError(await invoke(ps256), 'INVALID_TOKEN', 401);
+    });
+    expect(fetches).toBe(0);
+  });
+
+  it('a token that arrives while the set is on its way, naming a key the answer lacks, is not signed out', async () => {
+    // The answer may have been made before the token's key was published: judged by its iat, as within the cooldown.
+    const invoke = appWith({ jwksUrl: jwks.url, keySetTiming: timing });
+    const alice = await h.user();
+    const next = await generateKeyPair('RS256');
+    const current = await rs256(good(alice.id));
+    const rotated = await rs256(good(alice.id), next.privateKey, 'k2');
+    jwks.delayMs = 400;
+    try {
+      const first = invoke(current); // asks for the set
+      await sleep(100);
+      const [a, b] = await Promise.all([first, invoke(rotated)]);
+      ok(a);
+      expectError(b, 'SERVICE_UNAVAILABLE', 503);
+    } finally {
+      jwks.delayMs = 0;
     }
   });
 
