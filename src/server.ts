@@ -86,6 +86,12 @@ export async function startServer(config: Config) {
     generateRateLimiter,
   });
 
+  // A shared store (Redis) connects in the background; wait for it (5 s at most) so that this process's first requests
+  // count against the shared budget, not only against its in-memory insurance limiter.
+  const storesReady = await Promise.all([rateLimiter.ready(), generateRateLimiter.ready()]);
+  if (storesReady.includes(false)) {
+    logger.warn('the rate-limit store is not reachable yet; counting in this process until it is', { store: config.RATE_LIMIT_STORE });
+  }
   const { server, port } = await listen(app, { port: config.PORT, hostname: config.HOST, maxFrameBytes: config.BODY_LIMIT_BYTES });
   const flushTimer = setInterval(() => void authenticator.flushLastUsed(), LAST_USED_FLUSH_MS);
   flushTimer.unref();

@@ -1,5 +1,6 @@
 import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRateLimiter } from '../src/auth/rate-limit.ts';
 import { createHarness, databaseUrl, expectError, onRealPostgres, type Answer, type Harness } from './support/harness.ts';
 import { freePort, SERVER_ARGS, spawnNode, stopAll, type Spawned } from './support/processes.ts';
 
@@ -167,4 +168,33 @@ describe('rate limit across processes', () => {
   it.runIf(onRealPostgres() && redisUp)('holds across two server processes with the Redis store', async () => {
     await expectSharedLimit({ RATE_LIMIT_STORE: 'redis', REDIS_URL });
   }, 120_000);
+});
+
+describe('a shared store at start', () => {
+  // A fresh process's Redis client connects in the background; until it has, the in-memory insurance limiter counts
+  // alone. `ready()` (awaited by the server before it listens) is what makes its first request count in Redis.
+  it.runIf(redisUp)("counts a fresh limiter's first request in Redis once ready() has resolved", async () => {
+    const keyPrefix = `rl-ready-${Date.now()}`;
+    const first = createRateLimiter({ perMinute: LIMIT, store: 'redis', redisUrl: REDIS_URL, keyPrefix });
+    const second = createRateLimiter({ perMinute: LIMIT, store: 'redis', redisUrl: REDIS_URL, keyPrefix });
+    try {
+      expect(await first.ready()).toBe(true);
+      expect((await first.consume('key:a')).remaining).toBe(LIMIT - 1);
+      expect(await second.ready()).toBe(true);
+      expect((await second.consume('key:a')).remaining).toBe(LIMIT - 2);
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it('answers false after its timeout when the store does not answer, and the limiter still counts (in memory)', async () => {
+    const limiter = createRateLimiter({ perMinute: LIMIT, store: 'redis', redisUrl: 'redis://127.0.0.1:1' });
+    try {
+      expect(await limiter.ready(300)).toBe(false);
+      expect((await limiter.consume('key:b')).remaining).toBe(LIMIT - 1);
+    } finally {
+      await limiter.close();
+    }
+  });
 });

@@ -93,6 +93,25 @@ export function createRateLimiter(options: RateLimitOptions) {
         throw error;
       }
     },
+    /**
+     * Resolves once the shared store can count (Redis connected), or after `timeoutMs` if it cannot yet: until then the
+     * in-memory insurance limiter answers, and its counts are this process's alone. The server waits for it before it
+     * listens, so that a fresh process's first requests count against the shared budget.
+     */
+    async ready(timeoutMs = 5_000): Promise<boolean> {
+      if (!redis || redis.status === 'ready') return true;
+      const client = redis;
+      return new Promise<boolean>((resolve) => {
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          client.off('ready', onReady);
+          resolve(ok);
+        };
+        const onReady = () => done(true);
+        const timer = setTimeout(() => done(false), timeoutMs);
+        client.once('ready', onReady);
+      });
+    },
     async close(): Promise<void> {
       redis?.disconnect();
     },
