@@ -47,8 +47,8 @@ afterAll(async () => {
 });
 
 /** An app like the server's, over the run's database, whose authenticator has `options`. */
-function appWith(options: Omit<AuthOptions, 'db' | 'cacheTtlMs'>) {
-  const app = createApp({
+function appOf(options: Omit<AuthOptions, 'db' | 'cacheTtlMs'>) {
+  return createApp({
     db: h.db,
     authenticator: createAuthenticator({ db: h.db, cacheTtlMs: 30_000, ...options }),
     rateLimiter: createRateLimiter({ perMinute: 1_000_000, store: 'memory' }),
@@ -56,6 +56,11 @@ function appWith(options: Omit<AuthOptions, 'db' | 'cacheTtlMs'>) {
     maxActiveGoals: 3,
     bodyLimitBytes: 1024 * 1024,
   });
+}
+
+/** `POST /v1` on `appOf(options)` with a bearer token. */
+function appWith(options: Omit<AuthOptions, 'db' | 'cacheTtlMs'>) {
+  const app = appOf(options);
   return async (token: string, envelope: unknown = { resource: 'goals', action: 'list' }): Promise<Answer> => {
     const res = await app.request('/v1', {
       method: 'POST',
@@ -336,15 +341,7 @@ describe('a key set that cannot be fetched, or has just changed', () => {
   });
 
   it('closes a WebSocket whose header token could not be checked with 1013 (try again later), not 1008', async () => {
-    const authenticator = createAuthenticator({ db: h.db, cacheTtlMs: 30_000, jwksUrl: 'http://127.0.0.1:1/jwks.json', keySetTiming: timing });
-    const app = createApp({
-      db: h.db,
-      authenticator,
-      rateLimiter: createRateLimiter({ perMinute: 1_000_000, store: 'memory' }),
-      logger: createLogger('silent'),
-      maxActiveGoals: 3,
-      bodyLimitBytes: 1024 * 1024,
-    });
+    const app = appOf({ jwksUrl: 'http://127.0.0.1:1/jwks.json', keySetTiming: timing });
     const { server, port } = await listen(app, { port: 0, hostname: '127.0.0.1', maxFrameBytes: 1024 * 1024 });
     try {
       const alice = await h.user();
