@@ -97,6 +97,17 @@ export interface GoalCountsTable {
   n: ColumnType<number, never, never>;
 }
 
+/**
+ * Deltas of how many action items an owner has on one goal (null: none) and completion state: a key's count is
+ * the sum of its rows. Written only by triggers on action_items (db/0005).
+ */
+export interface ActionItemCountsTable {
+  owner_id: string;
+  goal_id: string | null;
+  completed: boolean;
+  n: ColumnType<number, never, never>;
+}
+
 export interface ActionItemsTable {
   id: Generated<string>;
   owner_id: string;
@@ -121,6 +132,7 @@ export interface Database {
   agent_goal_attachments: AgentGoalAttachmentsTable;
   goal_counts: GoalCountsTable;
   action_items: ActionItemsTable;
+  action_item_counts: ActionItemCountsTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -93,9 +93,20 @@ export const list = defineAction({
       .$if(input.goalId !== undefined, (qb) => qb.where('goal_id', '=', input.goalId!))
       .$if(input.dueBefore !== undefined, (qb) => qb.where('due_at', '<', new Date(input.dueBefore!)))
       .$if(input.dueAfter !== undefined, (qb) => qb.where('due_at', '>=', new Date(input.dueAfter!)));
+    // Without a due-date filter the count is a sum over action_item_counts (kept by triggers, db/0005): a few
+    // rows, however many items the owner has. With one, it counts the matches.
+    const byDue = input.dueBefore !== undefined || input.dueAfter !== undefined;
+    const count = byDue
+      ? filtered.select((eb) => eb.fn.countAll<string>().as('count'))
+      : ctx.db
+          .selectFrom('action_item_counts')
+          .select(sql<string>`coalesce(sum(n), 0)`.as('count'))
+          .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
+          .$if(input.completed !== undefined, (qb) => qb.where('completed', '=', input.completed!))
+          .$if(input.goalId !== undefined, (qb) => qb.where('goal_id', '=', input.goalId!));
     const [rows, total] = await Promise.all([
       newestPage(ctx.db, filtered.selectAll(), { after, limit: input.limit }),
-      filtered.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
+      count.executeTakeFirstOrThrow(),
     ]);
     const page = splitPage(rows, input.limit);
     const items = await withOwners(ctx, page.rows, serializeActionItem);
