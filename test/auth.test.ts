@@ -9,6 +9,7 @@ import { createLogger } from '../src/logger.ts';
 import {
   createHarness,
   expectError,
+  ok,
   TEST_JWT_SECRET,
   TEST_SERVICE_KEY,
   type Answer,
@@ -47,8 +48,14 @@ const activeKeys = async (userId: string) =>
  * Built over the harness's connection because the embedded test database accepts one connection only;
  * what matters here is that the two authenticators share nothing but the database.
  */
-function otherProcess(db: Db, keyCacheTtlMs: number) {
-  const authenticator = createAuthenticator({ db, cacheTtlMs: keyCacheTtlMs, jwtSecret: TEST_JWT_SECRET, serviceKey: TEST_SERVICE_KEY });
+function otherProcess(db: Db, keyCacheTtlMs: number, cacheMax?: number) {
+  const authenticator = createAuthenticator({
+    db,
+    cacheTtlMs: keyCacheTtlMs,
+    cacheMax,
+    jwtSecret: TEST_JWT_SECRET,
+    serviceKey: TEST_SERVICE_KEY,
+  });
   const app = createApp({
     db,
     authenticator,
@@ -208,6 +215,35 @@ describe('API key lifecycle', () => {
     // Past the 200 ms TTL, the other one asks the database again and refuses it.
     await sleep(250);
     expectError(await shortTtl.invoke(key, { resource: 'goals', action: 'list' }), 'KEY_NOT_FOUND', 401);
+  });
+
+  it('a refused key is refused from memory until the cache TTL: a key restored by hand works only after it', async () => {
+    const alice = await h.user();
+    const created = await createKey(alice.key);
+    const key: string = created.body.data.key;
+    const here = otherProcess(h.db, 200);
+    ok(await revokeKey(alice.key, created.body.data.id));
+    expectError(await here.invoke(key, { resource: 'goals', action: 'list' }), 'KEY_NOT_FOUND', 401);
+    // Restored behind the process's back: within the TTL it does not ask the database again...
+    await h.db.updateTable('api_keys').set({ revoked_at: null }).where('id', '=', created.body.data.id).execute();
+    expectError(await here.invoke(key, { resource: 'goals', action: 'list' }), 'KEY_NOT_FOUND', 401);
+    // ...and past it, it does.
+    await sleep(250);
+    expect((await here.invoke(key, { resource: 'goals', action: 'list' })).status).toBe(200);
+  });
+
+  it('refused keys are kept apart: a flood of made-up keys pushes no verified key out of the cache', async () => {
+    const alice = await h.user();
+    const created = await createKey(alice.key);
+    const key: string = created.body.data.key;
+    const here = otherProcess(h.db, 30_000, 2);
+    ok(await here.invoke(key, { resource: 'goals', action: 'list' }));
+    for (let i = 0; i < 5; i++) {
+      expectError(await here.invoke(`gp_live_${randomBytes(32).toString('base64url')}`, { resource: 'goals', action: 'list' }), 'KEY_NOT_FOUND', 401);
+    }
+    // Revoked behind the process's back: a key still in the cache is still trusted here (until the TTL).
+    await h.db.updateTable('api_keys').set({ revoked_at: new Date() }).where('id', '=', created.body.data.id).execute();
+    ok(await here.invoke(key, { resource: 'goals', action: 'list' }));
   });
 
   it('keeps last_used_at null until the authenticator flushes, then sets it', async () => {

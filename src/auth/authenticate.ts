@@ -33,7 +33,7 @@ const uuid = z.uuid();
 
 /**
  * Turns credentials into a Principal. Verified API keys and users are cached for `cacheTtlMs`, so the
- * hot path costs no database round trip; `last_used_at` is gathered in memory and written in one
+ * hot path costs no database round trip, and so are refused API keys; `last_used_at` is gathered in memory and written in one
  * statement per flush.
  *
  * @example const auth = createAuthenticator({ db, cacheTtlMs: 30_000 });
@@ -41,6 +41,13 @@ const uuid = z.uuid();
  */
 export function createAuthenticator(options: AuthOptions) {
   const keys = new Map<string, CachedKey>();
+  /**
+   * SHA-256 → until when a key the database did not know (or knew revoked) is refused without asking it again:
+   * a client retrying a revoked key in a loop, or a flood of made-up keys, costs no query per request. Apart
+   * from `keys`, so refused keys never push verified ones out. A key is minted by us, never named by a client,
+   * so one refused here cannot become valid within the TTL, short of a row restored by hand.
+   */
+  const refused = new Map<string, number>();
   const users = new Map<string, { role: Role; expiresAt: number }>();
   /** API key id → when it was last used (epoch ms), until the next flush. */
   const lastUsed = new Map<string, number>();
@@ -57,6 +64,7 @@ export function createAuthenticator(options: AuthOptions) {
     const hash = hashApiKey(token);
     const now = Date.now();
     let cached = keys.get(hash);
+    if (!cached && (refused.get(hash) ?? 0) > now) throw new AppError({ code: 'KEY_NOT_FOUND' });
     if (!cached || cached.expiresAt <= now) {
       const row = await options.db
         .selectFrom('api_keys')
@@ -67,6 +75,7 @@ export function createAuthenticator(options: AuthOptions) {
         .executeTakeFirst();
       if (!row) {
         keys.delete(hash);
+        if (options.cacheTtlMs > 0) remember(refused, hash, now + options.cacheTtlMs);
         throw new AppError({ code: 'KEY_NOT_FOUND' });
       }
       cached = {
