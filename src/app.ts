@@ -7,17 +7,16 @@ import { secureHeaders } from 'hono/secure-headers';
 import { streamSSE } from 'hono/streaming';
 import { sql } from 'kysely';
 import type { z } from 'zod';
-import { createOfflineProvider } from './ai/offline.ts';
 import type { AiProvider } from './ai/provider.ts';
 import type { Authenticator } from './auth/authenticate.ts';
-import { createRateLimiter, rateLimitHeaders, type RateLimiter } from './auth/rate-limit.ts';
-import { GENERATE_RATE_LIMIT_DEFAULT } from './config.ts';
+import { rateLimitHeaders, type RateLimiter } from './auth/rate-limit.ts';
 import type { Db } from './db/client.ts';
 import type { Logger } from './logger.ts';
 import type { Principal } from './rpc/context.ts';
 import { adminFields, lookupAction, prepare, type PreparedCall } from './rpc/dispatch.ts';
 import { AppError, errorEnvelope, logFailure, toAppError } from './rpc/errors.ts';
 import { buildOpenApi } from './rpc/openapi.ts';
+import { registry } from './resources/index.ts';
 import { createWebSocketHub, webSocketRoute, type WebSocketHub } from './websocket.ts';
 
 export interface AppDeps {
@@ -29,13 +28,10 @@ export interface AppDeps {
   bodyLimitBytes: number;
   /** The open WebSockets of `GET /v1/ws`, for shutdown to drain; one of its own when not given. */
   webSockets?: WebSocketHub;
-  /** The generation provider of `goals.generate`; the offline one when not given. */
-  ai?: AiProvider;
-  /**
-   * The per-user limit of `goals.generate`, on top of `rateLimiter`; when not given, an in-memory one
-   * at the default of GENERATE_RATE_LIMIT_PER_MINUTE.
-   */
-  generateRateLimiter?: RateLimiter;
+  /** The generation provider of `goals.generate` and `goals.generate-roadmap` (`AI_PROVIDER`). */
+  ai: AiProvider;
+  /** The per-user limit of the generating actions, on top of `rateLimiter`. */
+  generateRateLimiter: RateLimiter;
 }
 
 type Env = {
@@ -108,14 +104,11 @@ const scalarBundle = (() => {
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const dispatchDeps = {
+    registry,
     db: deps.db,
     maxActiveGoals: deps.maxActiveGoals,
-    services: { forgetApiKey: deps.authenticator.forgetApiKey, ai: deps.ai ?? createOfflineProvider() },
-    limiters: {
-      generate:
-        deps.generateRateLimiter ??
-        createRateLimiter({ perMinute: GENERATE_RATE_LIMIT_DEFAULT, store: 'memory', keyPrefix: 'rl-generate', what: 'generations' }),
-    },
+    services: { forgetApiKey: deps.authenticator.forgetApiKey, ai: deps.ai },
+    limiters: { generate: deps.generateRateLimiter },
   };
 
   app.use(async function responseHeaders(c, next) {
@@ -138,7 +131,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ success: true, data: { status: 'ready' } });
   });
 
-  const openapi = buildOpenApi();
+  const openapi = buildOpenApi(registry);
   app.get('/openapi.json', (c) => c.json(openapi));
   // The reference page's script is served from here, not a CDN: users and these machines may be offline.
   app.get('/docs/scalar.js', (c) => {
@@ -217,7 +210,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   v1.get('/:resource', async (c) => {
     const resource = c.req.param('resource');
-    const action = lookupAction(resource, 'list');
+    const action = lookupAction(registry, resource, 'list');
     const shape = { ...(action.input as z.ZodObject).shape, ...adminFields.shape };
     return invoke(c, { resource, action: 'list', data: coerceQuery(shape, c.req.queries()) });
   });
@@ -327,7 +320,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function isActionOf(resource: string, action: string): boolean {
   try {
-    lookupAction(resource, action);
+    lookupAction(registry, resource, action);
     return true;
   } catch {
     return false;

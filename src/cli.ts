@@ -3,8 +3,9 @@ import { z } from 'zod';
 import { ConfigError, loadConfig } from './config.ts';
 import { openDatabase } from './db/client.ts';
 import { migrateToLatest } from './db/migrate.ts';
+import { roles } from './db/schema.ts';
 import { AppError } from './rpc/errors.ts';
-import { createUserWithKey } from './users.ts';
+import { createUserWithKey } from './resources/users/queries.ts';
 
 const usage = `Usage:
   goalpost users create --email E [--name N] [--role standard_user|consumer|internal_admin]
@@ -16,7 +17,7 @@ Both use DATABASE_URL, or the embedded database in DATA_DIR (default ./.data) wh
 const userArgs = z.object({
   email: z.email(),
   name: z.string().min(1).max(200).optional(),
-  role: z.enum(['standard_user', 'consumer', 'internal_admin']).default('standard_user'),
+  role: z.enum(roles).default('standard_user'),
 });
 
 function fail(message: string): never {

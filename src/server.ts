@@ -10,7 +10,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openDatabase } from './db/client.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger } from './logger.ts';
-import { createUserWithKey } from './users.ts';
+import { createUserWithKey } from './resources/users/queries.ts';
 import { createWebSocketHub } from './websocket.ts';
 
 const LAST_USED_FLUSH_MS = 30_000;

@@ -9,7 +9,7 @@ import type { Logger } from './logger.ts';
 import type { Principal } from './rpc/context.ts';
 import { prepare, type DispatchDeps } from './rpc/dispatch.ts';
 import { AppError, errorEnvelope, logFailure, toAppError, validationError } from './rpc/errors.ts';
-import { uuid } from './resources/shared.ts';
+import { uuid } from './lib/zod.ts';
 
 // The invoke protocol over one WebSocket (`GET /v1/ws`). After authenticating — the upgrade's
 // `Authorization`/`X-API-Key` header, or a first `{"type":"auth","token":…}` frame — a client sends

@@ -3,11 +3,10 @@ import type postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonb } from '../src/db/json.ts';
 import type { RoadmapNode } from '../src/db/schema.ts';
-import { computeProgress } from '../src/resources/goals/model.ts';
-import { lockGoals, setLinkedItemsCompleted, setRoadmapNodesCompleted } from '../src/resources/action-items/node-sync.ts';
-import { updateAlone } from '../src/resources/action-items/actions.ts';
-import { createContext } from '../src/rpc/context.ts';
-import { registry } from '../src/rpc/registry.ts';
+import { computeProgress } from '../src/resources/roadmaps/progress.ts';
+import { updateItem } from '../src/resources/action-items/queries.ts';
+import { completeLinkedItems, completeNodes, lockGoals } from '../src/resources/roadmaps/sync.ts';
+import { registry } from '../src/resources/index.ts';
 import { createHarness, expectError, onRealPostgres, ok, type Harness } from './support/harness.ts';
 
 let h: Harness;
@@ -156,7 +155,7 @@ describe('action-items.update of the fields alone (one statement)', () => {
     expect(ok(await items(alice.key, 'get', { id }))).toEqual(moved);
   });
 
-  it('writes a plain patch itself, and leaves to the transaction a node to sync, a goal to move or nothing to change', async () => {
+  it('writes a plain patch in one statement, and leaves to the transaction a node to sync or nothing to change', async () => {
     const alice = await h.user();
     const goalId = await goal(alice);
     await writeRoadmap(goalId, [node('n1'), node('n2')]);
@@ -164,14 +163,19 @@ describe('action-items.update of the fields alone (one statement)', () => {
       await batch(alice.key, [{ description: 'plain' }, { description: 'linked', goal_id: goalId, roadmap_node_id: 'n1' }]),
       201,
     ).action_items;
-    const ctx = createContext({ db: h.db, principal: { userId: alice.id, role: 'standard_user', kind: 'api_key', credentialId: 'test' }, scope: { ownerId: alice.id, actingUserId: alice.id, admin: false }, maxActiveGoals: 3 });
-    expect(await updateAlone(ctx, plain.id, { completed: true })).toMatchObject({ id: plain.id, completed: true });
-    expect(await updateAlone(ctx, linked.id, { description: 'renamed' })).toMatchObject({ id: linked.id, description: 'renamed' });
-    expect(await updateAlone(ctx, linked.id, { completed: true })).toBeUndefined();
-    expect(await updateAlone(ctx, plain.id, { goal_id: goalId })).toBeUndefined();
-    expect(await updateAlone(ctx, plain.id, { completed: true })).toBeUndefined();
-    expect(await updateAlone(ctx, randomUUID(), { completed: true })).toBeUndefined();
+    const alone = (id: string, patch: Parameters<typeof updateItem>[1]['patch']) =>
+      updateItem(h.db, { id, ownerId: alice.id, patch, unlessNodeFollows: true });
+    expect(await alone(plain.id, { completed: true })).toMatchObject({ id: plain.id, completed: true, completed_at: expect.any(Date) });
+    expect(await alone(linked.id, { description: 'renamed' })).toMatchObject({ id: linked.id, description: 'renamed' });
+    expect(await alone(linked.id, { completed: true })).toBeUndefined();
+    expect(await alone(plain.id, { completed: true })).toBeUndefined();
+    expect(await alone(randomUUID(), { completed: true })).toBeUndefined();
+    // Someone else's item is not written either.
+    const bob = await h.user();
+    expect(await updateItem(h.db, { id: plain.id, ownerId: bob.id, patch: { description: 'mine' } })).toBeUndefined();
     expect(await nodeStates(goalId)).toEqual({ n1: false, n2: false });
+    // A patch that moves the item goes through the transaction (the goal locked first), with the same outcome.
+    expect(ok(await items(alice.key, 'update', { id: plain.id, data: { goal_id: goalId } }))).toMatchObject({ goal_id: goalId });
   });
 
   it.skipIf(!onRealPostgres())(
@@ -619,7 +623,7 @@ describe('roadmap node sync', () => {
     expect((await goalRow(goalId)).progress).toBe(100);
   });
 
-  it('node → items: setLinkedItemsCompleted completes or reopens the items of a node, keeping completed_at of those already there', async () => {
+  it('node → items: completeLinkedItems completes or reopens the items of a node, keeping completed_at of those already there', async () => {
     const alice = await h.user();
     const goalId = await goal(alice);
     await writeRoadmap(goalId, [node('n1'), node('n2')]);
@@ -637,8 +641,8 @@ describe('roadmap node sync', () => {
     // What goals.update-node will do: lock the goal, change the node, then the node's items.
     const changed = await h.db.transaction().execute(async (trx) => {
       const goals = await lockGoals(trx, { ownerId: alice.id, goalIds: [goalId], lock: 'roadmap' });
-      await setRoadmapNodesCompleted(trx, goals.get(goalId)!, [{ nodeId: 'n1', completed: true }]);
-      return setLinkedItemsCompleted(trx, { goalId, nodeIds: ['n1'], completed: true });
+      await completeNodes(trx, goals.get(goalId)!, [{ nodeId: 'n1', completed: true }]);
+      return completeLinkedItems(trx, { goalId, nodeIds: ['n1'], completed: true });
     });
     expect(changed.map((r) => r.id)).toEqual([open1.id]);
     expect((await goalRow(goalId)).progress).toBe(50);
@@ -649,7 +653,7 @@ describe('roadmap node sync', () => {
     expect(after.get(open2.id)).toEqual(open2);
     expect(after.get(goalOnly.id)).toEqual(goalOnly);
 
-    await h.db.transaction().execute((trx) => setLinkedItemsCompleted(trx, { goalId, nodeIds: ['n1'], completed: false }));
+    await h.db.transaction().execute((trx) => completeLinkedItems(trx, { goalId, nodeIds: ['n1'], completed: false }));
     const reopened = ok(await items(alice.key, 'list', { data: { completed: true } }));
     expect(reopened.count).toBe(0);
   });

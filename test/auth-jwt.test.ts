@@ -9,7 +9,7 @@ import { createRateLimiter } from '../src/auth/rate-limit.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { listen } from '../src/server.ts';
-import { createHarness, expectError, ok, TEST_JWT_SECRET, type Answer, type Harness } from './support/harness.ts';
+import { appServices, createHarness, expectError, ok, TEST_JWT_SECRET, type Answer, type Harness } from './support/harness.ts';
 import { WsClient } from './support/ws-client.ts';
 
 /**
@@ -55,6 +55,7 @@ function appOf(options: Omit<AuthOptions, 'db' | 'cacheTtlMs'>) {
     logger: createLogger('silent'),
     maxActiveGoals: 3,
     bodyLimitBytes: 1024 * 1024,
+    ...appServices(),
   });
 }
 

@@ -14,6 +14,7 @@ import {
   TEST_SERVICE_KEY,
   type Answer,
   type Harness,
+  appServices,
 } from './support/harness.ts';
 
 let h: Harness;
@@ -63,6 +64,7 @@ function otherProcess(db: Db, keyCacheTtlMs: number, cacheMax?: number) {
     logger: createLogger('silent'),
     maxActiveGoals: 3,
     bodyLimitBytes: 1024 * 1024,
+    ...appServices(),
   });
   return {
     async invoke(key: string, envelope: unknown): Promise<Answer> {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Action } from '../src/rpc/action.ts';
-import { registry } from '../src/rpc/registry.ts';
+import { registry } from '../src/resources/index.ts';
 import { createHarness, type Answer, type Harness } from './support/harness.ts';
 
 // Property: whatever arrives at POST /v1, the answer is the envelope — a 4xx error whose

@@ -15,6 +15,7 @@ import {
   TEST_SERVICE_KEY,
   type Answer,
   type Harness,
+  appServices,
 } from './support/harness.ts';
 
 // Every error code of SPEC §2 that this build can answer, each as the whole envelope. Every request
@@ -271,6 +272,7 @@ describe('client errors', () => {
       logger: capturingLogger().logger,
       maxActiveGoals: 3,
       bodyLimitBytes: 1024 * 1024,
+      ...appServices(),
     });
     const list = { resource: 'goals', action: 'list' };
     for (let i = 0; i < 3; i++) {
@@ -302,6 +304,7 @@ describe('client errors', () => {
       logger,
       maxActiveGoals: 3,
       bodyLimitBytes: 1024 * 1024,
+      ...appServices(),
     });
     for (const body of [
       // Statements built by Kysely, which qualifies tables with the schema. (goals.list and goals.get are sql
@@ -337,6 +340,7 @@ describe('client errors', () => {
         logger,
         maxActiveGoals: 3,
         bodyLimitBytes: 1024 * 1024,
+        ...appServices(),
       });
       const error = await invokeWithId(app, 'INTERNAL_ERROR', alice.key, { resource: 'goals', action: 'list' });
       expect(error.message).not.toMatch(INTERNALS);

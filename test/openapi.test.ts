@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Action } from '../src/rpc/action.ts';
-import { registry } from '../src/rpc/registry.ts';
+import { registry } from '../src/resources/index.ts';
 import { createHarness, type Harness } from './support/harness.ts';
 
 let h: Harness;

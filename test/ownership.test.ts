@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registry } from '../src/rpc/registry.ts';
+import { registry } from '../src/resources/index.ts';
 import { createHarness, expectError, type Answer, type Harness } from './support/harness.ts';
 
 /**

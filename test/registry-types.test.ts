@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import type { Registry } from '../src/rpc/registry.ts';
+import type { Registry } from '../src/resources/index.ts';
 
 // Compile-time checks (run by `npm run typecheck` and vitest's type inference): the Registry type
 // gives a typed client every action's input and output without restating a schema.

@@ -7,9 +7,9 @@ import { listen } from '../src/server.ts';
 import { createWebSocketHub } from '../src/websocket.ts';
 import { createOpenAiProvider } from '../src/ai/openai.ts';
 import type { AiProvider } from '../src/ai/provider.ts';
-import { checkGraph, LAYER_SPACING } from '../src/resources/goals/roadmap-graph.ts';
+import { checkGraph, LAYER_SPACING } from '../src/resources/roadmaps/graph.ts';
 import { completion, delegatingProvider, hang, pieces, startFakeOpenAi, status, stream, type FakeOpenAi } from './support/fake-openai.ts';
-import { createHarness, expectError, ok, type Harness } from './support/harness.ts';
+import { appServices, createHarness, expectError, ok, type Harness } from './support/harness.ts';
 import { readEvents } from './support/sse.ts';
 import { WsClient } from './support/ws-client.ts';
 
@@ -294,7 +294,7 @@ describe('generate-roadmap, OpenAI-compatible provider (fake server)', () => {
     const stages = events.filter((e) => e.event === 'progress').map((e) => e.data.stage);
     expect(stages[0]).toBe('requesting');
     expect(stages.filter((s) => s === 'generating')).toHaveLength(5);
-    expect(stages.slice(-3)).toEqual(['validating', 'layout', 'saved']);
+    expect(stages.slice(-4)).toEqual(['validating', 'milestones', 'layout', 'saved']);
     expect(fake.requests[0]!.body.stream).toBe(true);
     expect(events.at(-1)).toMatchObject({ event: 'result', data: { success: true, data: { roadmap: { nodes: expect.any(Array) } } } });
     expect(events.at(-1)!.data.data.roadmap.nodes).toHaveLength(4);
@@ -358,7 +358,7 @@ describe('generate-roadmap over the WebSocket', () => {
       maxActiveGoals: 3,
       bodyLimitBytes: 1024 * 1024,
       webSockets: hub,
-      ai: delegating,
+      ...appServices({ ai: delegating }),
     });
     const own = await listen(app, { port: 0, hostname: '127.0.0.1', maxFrameBytes: 1024 * 1024 });
     try {

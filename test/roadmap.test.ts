@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkGraph, findCycle, layoutRoadmap, LAYER_SPACING, NODE_SPACING } from '../src/resources/goals/roadmap-graph.ts';
+import { checkGraph, findCycle, layoutRoadmap, LAYER_SPACING, NODE_SPACING } from '../src/resources/roadmaps/graph.ts';
 import { createHarness, expectError, onRealPostgres, ok, type Harness } from './support/harness.ts';
 
 let h: Harness;

@@ -1,5 +1,4 @@
-import { AppError } from '../rpc/errors.ts';
-import { GENERATION_TEMPERATURE, validateRoadmapSuggestion, validateSuggestion, type AiProvider } from './provider.ts';
+import { GENERATION_TEMPERATURE, ProviderError, type AiProvider } from './provider.ts';
 import { recognise } from './recognise.ts';
 import { planRoadmap } from './roadmap-rules.ts';
 
@@ -20,7 +19,7 @@ export function createOfflineProvider(): AiProvider {
     temperature: GENERATION_TEMPERATURE,
     async suggestGoal(request, options) {
       const stop = () => {
-        if (options.signal.aborted) throw new AppError({ code: 'UPSTREAM_ERROR', message: 'Generation was cancelled' });
+        if (options.signal.aborted) throw new ProviderError('Generation was cancelled');
       };
       stop();
       options.onProgress({ stage: 'reading', provider: 'offline', model: OFFLINE_MODEL, characters: request.description.length });
@@ -31,25 +30,18 @@ export function createOfflineProvider(): AiProvider {
         fields: found.fields.map((field) => ({ key: field.key, type: field.type, required: field.required })),
       });
       options.onProgress({ stage: 'metric', metric: found.metric });
-      const candidate = {
+      return {
         name: found.name,
         description: request.description.trim().slice(0, 5000),
         lead_fields: found.fields,
         ...(found.metric ?? {}),
       };
-      // The rules are meant to answer valid suggestions only; one that is not is our bug (500), not the caller's.
-      const suggestion = validateSuggestion(candidate, 'INTERNAL_ERROR');
-      options.onProgress({ stage: 'validated', name: suggestion.name });
-      return suggestion;
     },
     /** Milestones from the goal's own fields by rules (src/ai/roadmap-rules.ts); deterministic. */
     async suggestRoadmap(request, options) {
-      if (options.signal.aborted) throw new AppError({ code: 'UPSTREAM_ERROR', message: 'Generation was cancelled' });
+      if (options.signal.aborted) throw new ProviderError('Generation was cancelled');
       options.onProgress({ stage: 'planning', provider: 'offline', model: OFFLINE_MODEL });
-      // As for goals: the rules answer valid roadmaps only, so an invalid one is our bug (500).
-      const suggestion = validateRoadmapSuggestion(planRoadmap(request.goal, request.instructions), 'INTERNAL_ERROR');
-      options.onProgress({ stage: 'milestones', milestones: suggestion.milestones.map((m) => ({ id: m.id, label: m.label })) });
-      return suggestion;
+      return planRoadmap(request.goal, request.instructions);
     },
   };
 }

@@ -1,14 +1,10 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { z } from 'zod';
-import { roadmapSuggestion } from '../resources/goals/roadmap-graph.ts';
-import { goalSuggestion } from '../resources/goals/schemas.ts';
-import { AppError } from '../rpc/errors.ts';
-import { plainJsonSchema, strictJsonSchema, withoutAddedNulls } from './json-schema.ts';
+import { plainJsonSchema, strictJsonSchema, withoutAddedNulls } from '../lib/json-schema.ts';
 import {
   GENERATION_TEMPERATURE,
-  validateRoadmapSuggestion,
-  validateSuggestion,
+  ProviderError,
   type AiProvider,
   type GenerationOptions,
   type GoalSuggestionRequest,
@@ -134,20 +130,10 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): AiProvider
     name: 'openai',
     model,
     temperature: GENERATION_TEMPERATURE,
-    async suggestGoal(request, generation) {
-      const answer = await completeJson(
-        { schemaName: 'goal_suggestion', schema: goalSuggestion, messages: goalMessages(request) },
-        generation,
-      );
-      return validateSuggestion(answer);
-    },
-    async suggestRoadmap(request, generation) {
-      const answer = await completeJson(
-        { schemaName: 'goal_roadmap', schema: roadmapSuggestion, messages: roadmapMessages(request) },
-        generation,
-      );
-      return validateRoadmapSuggestion(answer);
-    },
+    suggestGoal: (request, generation) =>
+      completeJson({ schemaName: 'goal_suggestion', schema: request.schema, messages: goalMessages(request) }, generation),
+    suggestRoadmap: (request, generation) =>
+      completeJson({ schemaName: 'goal_roadmap', schema: request.schema, messages: roadmapMessages(request) }, generation),
   };
 }
 
@@ -195,22 +181,20 @@ function contentOf(completion: unknown): string {
   const message = (completion as { choices?: { message?: { content?: unknown; refusal?: unknown } }[] } | null)?.choices?.[0]?.message;
   if (typeof message?.refusal === 'string' && message.refusal) throw refused(message.refusal);
   if (typeof message?.content !== 'string') {
-    throw new AppError({ code: 'UPSTREAM_ERROR', message: 'The AI provider answered something that is not a chat completion' });
+    throw new ProviderError('The AI provider answered something that is not a chat completion');
   }
   return message.content;
 }
 
-function refused(reason: string): AppError {
-  return new AppError({ code: 'UPSTREAM_ERROR', message: `The model refused: ${reason.slice(0, 300)}` });
+function refused(reason: string): ProviderError {
+  return new ProviderError(`The model refused: ${reason.slice(0, 300)}`);
 }
 
 /** The model's answer as JSON. Code fences (some local models add them) are tolerated; anything else is UPSTREAM_ERROR. */
 function parseJson(text: string): unknown {
   const trimmed = text.trim().replace(/^```(?:json)?\s*\n?([\s\S]*?)\n?```$/i, '$1').trim();
   if (trimmed === '') {
-    throw new AppError({
-      code: 'UPSTREAM_ERROR',
-      message: 'The AI provider answered nothing',
+    throw new ProviderError('The AI provider answered nothing', {
       details: [{ path: ['suggestion'], message: 'empty answer', type: 'invalid_json' }],
     });
   }
@@ -218,18 +202,16 @@ function parseJson(text: string): unknown {
     return JSON.parse(trimmed);
   } catch (error) {
     const reason = error instanceof Error ? error.message : 'not JSON';
-    throw new AppError({
-      code: 'UPSTREAM_ERROR',
-      message: `The AI provider answered malformed JSON: ${reason}`,
+    throw new ProviderError(`The AI provider answered malformed JSON: ${reason}`, {
       details: [{ path: ['suggestion'], message: reason, type: 'invalid_json' }],
     });
   }
 }
 
-/** Any failure of the call → UPSTREAM_ERROR with a message an operator can act on; the cause goes to the log. */
-function upstreamFailure(error: unknown, state: { cancelled: boolean; stalled: boolean; timeoutMs: number }): AppError {
-  if (error instanceof AppError) return error;
-  const fail = (message: string) => new AppError({ code: 'UPSTREAM_ERROR', message, cause: error });
+/** Any failure of the call → a ProviderError with a message an operator can act on; the cause goes to the log. */
+function upstreamFailure(error: unknown, state: { cancelled: boolean; stalled: boolean; timeoutMs: number }): ProviderError {
+  if (error instanceof ProviderError) return error;
+  const fail = (message: string) => new ProviderError(message, { cause: error });
   if (state.cancelled) return fail('Generation was cancelled: the client went away');
   if (state.stalled) return fail(`The AI provider stopped answering for ${state.timeoutMs} ms`);
   if (error instanceof APIConnectionTimeoutError) {

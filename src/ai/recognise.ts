@@ -1,4 +1,4 @@
-import type { leadFieldTypes } from '../resources/goals/schemas.ts';
+import type { LeadFieldType } from '../db/schema.ts';
 
 /**
  * The offline provider's reading of a description: which lead fields it asks for, with what types,
@@ -11,8 +11,6 @@ import type { leadFieldTypes } from '../resources/goals/schemas.ts';
  * concepts (email, URL, phone, time windows, dates, address parts, identifiers, numbers, names…) — and
  * falls back to a free-text field when it reads like a noun phrase nobody has a rule for.
  */
-
-export type LeadFieldType = (typeof leadFieldTypes)[number];
 
 export interface SuggestedField {
   key: string;

@@ -1,4 +1,9 @@
-import type { RoadmapSuggestion } from '../resources/goals/roadmap-graph.ts';
+import type { GoalType, LeadFieldType } from '../db/schema.ts';
+
+/** Milestones and what each depends on, as the rules plan them (goals.generate-roadmap validates and lays them out). */
+export interface PlannedRoadmap {
+  milestones: { id: string; label: string; depends_on: string[] }[];
+}
 
 /**
  * The goal as a roadmap generator sees it: what it is, what its agent collects, how it is measured and
@@ -7,8 +12,8 @@ import type { RoadmapSuggestion } from '../resources/goals/roadmap-graph.ts';
 export interface RoadmapGoal {
   name: string;
   description: string | null;
-  lead_fields: { key: string; label: string; type: string; required: boolean }[];
-  goal_type: 'boolean' | 'scale' | 'numeric';
+  lead_fields: { key: string; label: string; type: LeadFieldType; required: boolean }[];
+  goal_type: GoalType;
   target_value: number | null;
   current_value: number;
   min_value: number;
@@ -41,8 +46,8 @@ const MAX_PHRASES = 5;
  * @example planRoadmap({ name: 'Book demos', goal_type: 'numeric', target_value: 20, current_value: 0, unit: 'demos', … })
  * // → Kick off → Reach 5 demos → Reach 10 demos → Reach 15 demos → Reach 20 demos → Done
  */
-export function planRoadmap(goal: RoadmapGoal, instructions?: string): RoadmapSuggestion {
-  const milestones: RoadmapSuggestion['milestones'] = [];
+export function planRoadmap(goal: RoadmapGoal, instructions?: string): PlannedRoadmap {
+  const milestones: PlannedRoadmap['milestones'] = [];
   const add = (label: string, dependsOn: string[]): string => {
     const id = `m${milestones.length + 1}`;
     milestones.push({ id, label: clip(label), depends_on: dependsOn });

@@ -2,14 +2,26 @@ import type { ColumnType, Generated, Selectable } from 'kysely';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
-export type Role = 'standard_user' | 'consumer' | 'internal_admin';
-export type GoalStatus = 'active' | 'inactive' | 'completed' | 'abandoned';
-export type GoalType = 'boolean' | 'scale' | 'numeric';
+// The value sets of the columns: the one source of these names. The zod schemas of the API build their enums
+// from them (`z.enum(goalStatuses)`), and the row types below derive from them.
+export const roles = ['standard_user', 'consumer', 'internal_admin'] as const;
+export const goalStatuses = ['active', 'inactive', 'completed', 'abandoned'] as const;
+export const goalTypes = ['boolean', 'scale', 'numeric'] as const;
+export const leadFieldTypes = ['text', 'email', 'phone', 'number', 'date', 'datetime', 'boolean', 'select', 'url'] as const;
 
+export type Role = (typeof roles)[number];
+export type GoalStatus = (typeof goalStatuses)[number];
+export type GoalType = (typeof goalTypes)[number];
+export type LeadFieldType = (typeof leadFieldTypes)[number];
+
+/**
+ * A lead field as stored in `goals.lead_fields`. The API's `leadField` schema (resources/goals/schemas.ts) is
+ * checked against this type at compile time, so the two cannot drift.
+ */
 export interface LeadField {
   key: string;
   label: string;
-  type: 'text' | 'email' | 'phone' | 'number' | 'date' | 'datetime' | 'boolean' | 'select' | 'url';
+  type: LeadFieldType;
   required: boolean;
   description?: string;
   options?: string[];
@@ -139,3 +151,4 @@ export type User = Selectable<UsersTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type GoalRow = Selectable<GoalsTable>;
 export type ActionItemRow = Selectable<ActionItemsTable>;
+export type AgentRow = Selectable<AgentsTable>;

@@ -17,3 +17,17 @@ export const nowMs = sql<Date>`date_trunc('milliseconds', now())`;
 export function whereAll(conditions: RawBuilder<unknown>[]): RawBuilder<unknown> {
   return conditions.length === 0 ? sql`` : sql`where ${sql.join(conditions, sql` and `)}`;
 }
+
+interface Filterable {
+  where(column: any, operator: '=', value: string): any;
+}
+
+/**
+ * The owner-scope condition of every statement on owned records: `where <column> = ownerId`, or nothing in admin
+ * mode across accounts (`ownerId` null). Ownership is part of the query, never a check after the fetch.
+ *
+ * @example db.selectFrom('agents').selectAll().where('id', '=', id).$call(ownedBy(ownerId))
+ */
+export function ownedBy(ownerId: string | null, column = 'owner_id') {
+  return <QB extends Filterable>(qb: QB): QB => (ownerId === null ? qb : (qb.where(column, '=', ownerId) as QB));
+}

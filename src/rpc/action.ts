@@ -44,6 +44,9 @@ export function defineAction<I extends z.ZodType, O>(action: Action<I, O>): Acti
 
 export type ActionMap = Record<string, Action<any, any>>;
 
+/** Every resource and its actions: what `src/resources/index.ts` exports, and what the transports are given. */
+export type ActionRegistry = Record<string, ActionMap>;
+
 /** The extra rate limits an action may name; `generate` is `GENERATE_RATE_LIMIT_PER_MINUTE`. */
 export type ActionRateLimit = 'generate';
 

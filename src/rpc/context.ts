@@ -1,4 +1,3 @@
-import { createOfflineProvider } from '../ai/offline.ts';
 import type { AiProvider } from '../ai/provider.ts';
 import type { Db } from '../db/client.ts';
 import type { Role } from '../db/schema.ts';
@@ -55,14 +54,15 @@ export interface Context {
 /**
  * Builds the handler context without any HTTP: tests call handlers with it directly.
  *
- * @example const ctx = createContext({ db, principal, maxActiveGoals: 3 });
+ * @example const ctx = createContext({ db, principal, maxActiveGoals: 3, services: { ai, forgetApiKey } });
  */
 export function createContext(options: {
   db: Db;
   principal: Principal;
+  /** Whose records the call may touch; the principal's own when not given. */
   scope?: Scope;
   maxActiveGoals: number;
-  services?: Services;
+  services: Services;
   signal?: AbortSignal;
   progress?: (event: ProgressEvent) => void;
 }): Context {
@@ -73,8 +73,8 @@ const noProgress = () => {};
 
 /**
  * `signal` is made when first asked for when the transport gave none: only streaming actions use it, and an
- * AbortController per request cost ~5 µs of every plain read. A class, because an object literal with a
- * getter is itself built on a slow path (~1 µs against ~0.05 µs, measured).
+ * AbortController per request is a measurable part of a plain read. A class, because an object literal with a
+ * getter is built on a slow path (docs/performance.md).
  */
 class HandlerContext implements Context {
   readonly db: Db;
@@ -91,7 +91,7 @@ class HandlerContext implements Context {
     this.principal = options.principal;
     this.scope = options.scope ?? { ownerId: options.principal.userId, actingUserId: options.principal.userId, admin: false };
     this.maxActiveGoals = options.maxActiveGoals;
-    this.services = options.services ?? { forgetApiKey: () => {}, ai: createOfflineProvider() };
+    this.services = options.services;
     this.progress = options.progress ?? noProgress;
     this.streaming = options.progress !== undefined;
     this.#signal = options.signal;

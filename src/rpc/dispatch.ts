@@ -1,11 +1,10 @@
 import { z } from 'zod';
 import type { RateLimiter } from '../auth/rate-limit.ts';
 import type { Db } from '../db/client.ts';
-import type { Action, ActionRateLimit } from './action.ts';
+import { uuid } from '../lib/zod.ts';
+import type { Action, ActionRateLimit, ActionRegistry } from './action.ts';
 import { createContext, type Principal, type ProgressEvent, type Scope, type Services } from './context.ts';
 import { AppError, validationError } from './errors.ts';
-import { registry } from './registry.ts';
-import { uuid } from '../resources/shared.ts';
 
 /** The invoke envelope. Unknown top-level keys are refused, as everywhere else. */
 export const invokeEnvelope = z.strictObject({
@@ -24,6 +23,8 @@ export const adminFields = z.object({
 const idSchema = uuid({ message: 'must be a UUID' });
 
 export interface DispatchDeps {
+  /** The API: `src/resources/index.ts`. */
+  registry: ActionRegistry;
   db: Db;
   maxActiveGoals: number;
   services: Services;
@@ -51,14 +52,14 @@ export interface PreparedCall {
 }
 
 /** Finds `resource.action` in the registry, or throws INVALID_RESOURCE / INVALID_ACTION. */
-export function lookupAction(resource: string, action: string): Action {
+export function lookupAction(registry: ActionRegistry, resource: string, action: string): Action {
   if (!Object.hasOwn(registry, resource)) {
     throw new AppError({
       code: 'INVALID_RESOURCE',
       message: `Unknown resource "${resource.slice(0, 100)}"; expected one of: ${Object.keys(registry).join(', ')}`,
     });
   }
-  const actions = registry[resource as keyof typeof registry] as Record<string, Action>;
+  const actions = registry[resource]!;
   if (!Object.hasOwn(actions, action)) {
     throw new AppError({
       code: 'INVALID_ACTION',
@@ -69,61 +70,22 @@ export function lookupAction(resource: string, action: string): Action {
 }
 
 /**
- * The whole protocol after authentication: validate the envelope, look up the action, check the
- * role, validate `id` and `data`, run the handler. It knows nothing about any resource.
- */
-export async function dispatch(
-  deps: DispatchDeps,
-  principal: Principal,
-  body: unknown,
-  options: RunOptions = {},
-): Promise<DispatchResult> {
-  return (await prepare(deps, principal, body)).run(options);
-}
-
-/**
- * Everything before the handler runs. A transport that streams (SSE, WebSocket) calls this first, so
- * a request refused here is answered as a plain error before any stream opens.
+ * The whole protocol after authentication, up to the handler: validate the envelope, look up the action, check
+ * the role, validate `id` and `data`, count an action's own rate limit. It knows nothing about any resource.
+ * The answer runs the handler; a transport that streams (SSE, WebSocket) opens its stream in between, so a
+ * request refused here is answered as a plain error before any stream opens.
  */
 export async function prepare(deps: DispatchDeps, principal: Principal, body: unknown): Promise<PreparedCall> {
   const envelope = invokeEnvelope.safeParse(body);
   if (!envelope.success) throw validationError(envelope.error.issues);
   const { resource, action: actionName, id: rawId, data: rawData } = envelope.data;
-  const action = lookupAction(resource, actionName);
-
-  let id = '';
-  if (action.id) {
-    const parsed = idSchema.safeParse(rawId);
-    if (!parsed.success) {
-      throw rawId === undefined
-        ? new AppError({ code: 'VALIDATION_ERROR', message: 'id: required', details: [{ path: ['id'], message: 'required', type: 'invalid_type' }] })
-        : validationError(parsed.error.issues, ['id']);
-    }
-    id = parsed.data;
-  } else if (rawId !== undefined) {
-    throw new AppError({
-      code: 'VALIDATION_ERROR',
-      message: `id: ${resource}.${actionName} takes no id`,
-      details: [{ path: ['id'], message: 'not expected for this action', type: 'unrecognized_keys' }],
-    });
-  }
-
-  if (rawData !== undefined && (rawData === null || typeof rawData !== 'object' || Array.isArray(rawData))) {
-    throw new AppError({
-      code: 'VALIDATION_ERROR',
-      message: 'data: must be an object',
-      details: [{ path: ['data'], message: 'must be an object', type: 'invalid_type' }],
-    });
-  }
-  const { adminMode, userId, ...data } = (rawData ?? {}) as Record<string, unknown>;
-  const admin = adminFields.safeParse({ adminMode, userId });
-  if (!admin.success) throw validationError(admin.error.issues, ['data']);
-
-  const scope = await resolveScope(deps.db, principal, admin.data);
+  const action = lookupAction(deps.registry, resource, actionName);
+  const id = parseId(action, rawId, `${resource}.${actionName}`);
+  const { admin, data } = splitData(rawData);
+  const scope = await resolveScope(deps.db, principal, admin);
   if (!action.readOnly && principal.role === 'consumer') {
     throw new AppError({ code: 'FORBIDDEN', message: 'The consumer role is read-only: list and get only' });
   }
-
   const input = action.input.safeParse(data);
   if (!input.success) throw validationError(input.error.issues, ['data']);
   // Per user, not per credential: several keys of one user share one budget of expensive calls.
@@ -145,6 +107,38 @@ export async function prepare(deps: DispatchDeps, principal: Principal, body: un
       return { status: action.created ? 201 : 200, data: result };
     },
   };
+}
+
+/** The envelope's `id`: a UUID for an action that takes one, absent otherwise (`''` then). */
+function parseId(action: Action, rawId: unknown, name: string): string {
+  if (!action.id) {
+    if (rawId === undefined) return '';
+    throw new AppError({
+      code: 'VALIDATION_ERROR',
+      message: `id: ${name} takes no id`,
+      details: [{ path: ['id'], message: 'not expected for this action', type: 'unrecognized_keys' }],
+    });
+  }
+  const parsed = idSchema.safeParse(rawId);
+  if (parsed.success) return parsed.data;
+  throw rawId === undefined
+    ? new AppError({ code: 'VALIDATION_ERROR', message: 'id: required', details: [{ path: ['id'], message: 'required', type: 'invalid_type' }] })
+    : validationError(parsed.error.issues, ['id']);
+}
+
+/** `data` split into the admin fields (validated here) and the action's own input (validated by the action). */
+function splitData(rawData: unknown): { admin: z.output<typeof adminFields>; data: Record<string, unknown> } {
+  if (rawData !== undefined && (rawData === null || typeof rawData !== 'object' || Array.isArray(rawData))) {
+    throw new AppError({
+      code: 'VALIDATION_ERROR',
+      message: 'data: must be an object',
+      details: [{ path: ['data'], message: 'must be an object', type: 'invalid_type' }],
+    });
+  }
+  const { adminMode, userId, ...data } = (rawData ?? {}) as Record<string, unknown>;
+  const admin = adminFields.safeParse({ adminMode, userId });
+  if (!admin.success) throw validationError(admin.error.issues, ['data']);
+  return { admin: admin.data, data };
 }
 
 async function resolveScope(db: Db, principal: Principal, admin: z.output<typeof adminFields>): Promise<Scope> {

@@ -1,9 +1,8 @@
 import { z } from 'zod';
-import { plainJsonSchema } from '../ai/json-schema.ts';
-import type { Action } from './action.ts';
+import { plainJsonSchema } from '../lib/json-schema.ts';
+import type { Action, ActionRegistry } from './action.ts';
 import { adminFields } from './dispatch.ts';
 import { errorStatus } from './errors.ts';
-import { registry } from './registry.ts';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -46,7 +45,7 @@ const errorEnvelope: JsonSchema = {
  * The OpenAPI 3.1 document, derived from the registry: one operation per action at
  * `POST /v1/{resource}/{action}`, and `POST /v1` taking any of them as an envelope.
  */
-export function buildOpenApi(options: { serverUrl?: string } = {}) {
+export function buildOpenApi(registry: ActionRegistry, options: { serverUrl?: string } = {}) {
   const paths: Record<string, unknown> = {};
   const envelopes: JsonSchema[] = [];
   const errorResponses = {

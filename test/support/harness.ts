@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
+import { createOfflineProvider } from '../../src/ai/offline.ts';
 import type { AiProvider } from '../../src/ai/provider.ts';
 import { createApp } from '../../src/app.ts';
 import { createAuthenticator } from '../../src/auth/authenticate.ts';
@@ -8,7 +9,8 @@ import { openDatabase } from '../../src/db/client.ts';
 import type { Role } from '../../src/db/schema.ts';
 import { createLogger } from '../../src/logger.ts';
 import { listen } from '../../src/server.ts';
-import { createUserWithKey } from '../../src/users.ts';
+import type { Services } from '../../src/rpc/context.ts';
+import { createUserWithKey } from '../../src/resources/users/queries.ts';
 import { createWebSocketHub } from '../../src/websocket.ts';
 
 export const TEST_JWT_SECRET = 'test-jwt-secret-that-is-at-least-32-characters';
@@ -18,6 +20,29 @@ export const databaseUrl = () => inject('databaseUrl');
 export const databaseKind = () => inject('databaseKind');
 /** Concurrency tests mean something only where requests really run in parallel. */
 export const onRealPostgres = () => inject('databaseKind') === 'postgres';
+
+/**
+ * What `createApp` needs beside the database, auth and HTTP limits, as a test wants it by default: the offline
+ * provider and a generation limit no test reaches unless it asks for one.
+ *
+ * @example createApp({ db, authenticator, …, ...appServices({ ai: fake }) })
+ */
+export function appServices(options: { ai?: AiProvider; generateRateLimitPerMinute?: number } = {}) {
+  return {
+    ai: options.ai ?? createOfflineProvider(),
+    generateRateLimiter: createRateLimiter({
+      perMinute: options.generateRateLimitPerMinute ?? 1_000_000,
+      store: 'memory',
+      keyPrefix: 'rl-generate',
+      what: 'generations',
+    }),
+  };
+}
+
+/** The handler context's services, for tests that call handlers or queries without HTTP. */
+export function testServices(): Services {
+  return { ai: createOfflineProvider(), forgetApiKey: () => {} };
+}
 
 export interface Answer<T = any> {
   status: number;
@@ -57,12 +82,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     serviceKey: TEST_SERVICE_KEY,
   });
   const rateLimiter = createRateLimiter({ perMinute: options.rateLimitPerMinute ?? 1_000_000, store: 'memory' });
-  const generateRateLimiter = createRateLimiter({
-    perMinute: options.generateRateLimitPerMinute ?? 1_000_000,
-    store: 'memory',
-    keyPrefix: 'rl-generate',
-    what: 'generations',
-  });
+  const services = appServices({ ai: options.ai, generateRateLimitPerMinute: options.generateRateLimitPerMinute });
   const webSockets = createWebSocketHub();
   const bodyLimitBytes = options.bodyLimitBytes ?? 1024 * 1024;
   const app = createApp({
@@ -73,8 +93,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     maxActiveGoals: options.maxActiveGoals ?? 3,
     bodyLimitBytes,
     webSockets,
-    ai: options.ai,
-    generateRateLimiter,
+    ...services,
   });
   const listening: { close(): Promise<void> }[] = [];
 

@@ -1,5 +1,5 @@
 import type { ActionItemRow } from '../../db/schema.ts';
-import { iso } from '../shared.ts';
+import { iso } from '../owners.ts';
 
 /** The action item object of the API. */
 export function serializeActionItem(row: ActionItemRow) {

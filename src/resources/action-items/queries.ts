@@ -2,12 +2,130 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import type { Db } from '../../db/client.ts';
 import type { ActionItemRow, Database } from '../../db/schema.ts';
-import { nowMs } from '../../db/sql.ts';
-import { AppError, type IssueDetail } from '../../rpc/errors.ts';
-import { lockGoals, roadmapNodeIds, setRoadmapNodesCompleted } from './node-sync.ts';
+import { nowMs, ownedBy } from '../../db/sql.ts';
+import { goalIdNotFound, notNodes } from '../errors.ts';
+import { newestPage, type CursorPosition } from '../pagination.ts';
+import { completeNodes, lockGoals, roadmapNodeIds } from '../roadmaps/sync.ts';
 import { syncReminders } from './reminders.ts';
 
+// Every statement on action items. `ownerId` null is admin mode across accounts (see `ownedBy`).
+
 type Trx = Transaction<Database>;
+
+/**
+ * The item `id` of the owner (any owner's when null), read without a lock.
+ *
+ * @example const row = await findItem(ctx.db, { ownerId: ctx.scope.ownerId, id });
+ */
+export function findItem(db: Db, target: { ownerId: string | null; id: string }): Promise<ActionItemRow | undefined> {
+  return db.selectFrom('action_items').selectAll().where('id', '=', target.id).$call(ownedBy(target.ownerId)).executeTakeFirst();
+}
+
+/** The item `id` of `ownerId`, locked FOR UPDATE (after its goal: roadmaps/sync.ts). */
+export function lockItem(trx: Trx, target: { ownerId: string; id: string }): Promise<ActionItemRow | undefined> {
+  return trx
+    .selectFrom('action_items')
+    .selectAll()
+    .where('id', '=', target.id)
+    .where('owner_id', '=', target.ownerId)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+export interface ItemFilter {
+  ownerId: string | null;
+  completed?: boolean;
+  goalId?: string;
+  dueBefore?: Date;
+  dueAfter?: Date;
+}
+
+/**
+ * A page of items matching `filter` (`limit + 1` rows, newest first, after the cursor) and how many match in all.
+ * Without a due-date filter the count is a sum over action_item_counts (kept by triggers, db/0005): a few rows,
+ * however many items the owner has. With one, it counts the matches.
+ */
+export async function listItems(
+  db: Db,
+  filter: ItemFilter,
+  page: { after: CursorPosition | undefined; limit: number },
+): Promise<{ rows: ActionItemRow[]; total: number }> {
+  const filtered = db
+    .selectFrom('action_items')
+    .$call(ownedBy(filter.ownerId))
+    .$if(filter.completed !== undefined, (qb) => qb.where('completed', '=', filter.completed!))
+    .$if(filter.goalId !== undefined, (qb) => qb.where('goal_id', '=', filter.goalId!))
+    .$if(filter.dueBefore !== undefined, (qb) => qb.where('due_at', '<', filter.dueBefore!))
+    .$if(filter.dueAfter !== undefined, (qb) => qb.where('due_at', '>=', filter.dueAfter!));
+  const byDue = filter.dueBefore !== undefined || filter.dueAfter !== undefined;
+  const count = byDue
+    ? filtered.select((eb) => eb.fn.countAll<string>().as('count'))
+    : db
+        .selectFrom('action_item_counts')
+        .select(sql<string>`coalesce(sum(n), 0)`.as('count'))
+        .$call(ownedBy(filter.ownerId))
+        .$if(filter.completed !== undefined, (qb) => qb.where('completed', '=', filter.completed!))
+        .$if(filter.goalId !== undefined, (qb) => qb.where('goal_id', '=', filter.goalId!));
+  const [rows, total] = await Promise.all([newestPage(db, filtered.selectAll(), page), count.executeTakeFirstOrThrow()]);
+  return { rows, total: Number(total.count) };
+}
+
+/** Deletes the item `id` of the owner; answers its id, or nothing when there is no such item. */
+export async function deleteItem(db: Db, target: { ownerId: string | null; id: string }): Promise<string | undefined> {
+  const row = await db.deleteFrom('action_items').where('id', '=', target.id).$call(ownedBy(target.ownerId)).returning('id').executeTakeFirst();
+  if (row) await syncReminders(db, [{ kind: 'deleted', itemId: row.id }]);
+  return row?.id;
+}
+
+/** The fields an update writes; an absent field keeps its value. */
+export interface ItemPatch {
+  description?: string;
+  completed?: boolean;
+  due_at?: Date | null;
+  conversation_id?: string | null;
+  goal_id?: string | null;
+  roadmap_node_id?: string | null;
+}
+
+/**
+ * The one UPDATE of an item, for every update path. It writes the fields `patch` names and decides `completed_at`
+ * (set when the item becomes completed, cleared when it stops being, kept otherwise); it writes nothing, and answers
+ * nothing, when the patch would change nothing. With `unlessNodeFollows` it also writes nothing for an item linked to
+ * a node whose state the patch changes: that write must lock the goal first (roadmaps/sync.ts).
+ *
+ * @example const row = await updateItem(trx, { id, ownerId, patch: { completed: true } });
+ */
+export async function updateItem(
+  db: Db,
+  options: { id: string; ownerId: string | null; patch: ItemPatch; unlessNodeFollows?: boolean },
+): Promise<ActionItemRow | undefined> {
+  const { patch } = options;
+  const value = <K extends keyof ItemPatch>(key: K) => ({ set: patch[key] !== undefined, to: patch[key] ?? null });
+  const [description, completed, dueAt, conversation, goal, node] = [
+    value('description'), value('completed'), value('due_at'), value('conversation_id'), value('goal_id'), value('roadmap_node_id'),
+  ];
+  const next = {
+    description: sql`case when ${description.set}::boolean then ${description.to}::text else description end`,
+    completed: sql`case when ${completed.set}::boolean then ${completed.to}::boolean else completed end`,
+    due_at: sql`case when ${dueAt.set}::boolean then ${dueAt.to?.toISOString() ?? null}::timestamptz else due_at end`,
+    conversation_id: sql`case when ${conversation.set}::boolean then ${conversation.to}::text else conversation_id end`,
+    goal_id: sql`case when ${goal.set}::boolean then ${goal.to}::uuid else goal_id end`,
+    roadmap_node_id: sql`case when ${node.set}::boolean then ${node.to}::text else roadmap_node_id end`,
+  };
+  const changes = Object.entries(next).map(([column, to]) => sql`${to} is distinct from ${sql.ref(column)}`);
+  const { rows } = await sql<ActionItemRow>`
+    update action_items set
+      description = ${next.description}, completed = ${next.completed},
+      completed_at = case when ${next.completed} = completed then completed_at when ${next.completed} then ${nowMs} end,
+      due_at = ${next.due_at}, conversation_id = ${next.conversation_id},
+      goal_id = ${next.goal_id}, roadmap_node_id = ${next.roadmap_node_id}, updated_at = ${nowMs}
+    where id = ${options.id} ${options.ownerId === null ? sql`` : sql`and owner_id = ${options.ownerId}`}
+      ${options.unlessNodeFollows ? sql`and (roadmap_node_id is null or ${next.completed} = completed)` : sql``}
+      and (${sql.join(changes, sql` or `)})
+    returning *`.execute(db);
+  if (rows[0]) await syncReminders(db, [{ kind: 'saved', item: rows[0] }]);
+  return rows[0];
+}
 
 /** A new item as the API accepts it (dates already parsed). */
 export interface NewItemInput {
@@ -17,21 +135,6 @@ export interface NewItemInput {
   conversation_id?: string | null;
   goal_id?: string | null;
   roadmap_node_id?: string | null;
-}
-
-/** NOT_FOUND for a goal named in `data`, the same whether it does not exist or is someone else's. */
-export function goalIdNotFound(path: (string | number)[]): AppError {
-  return new AppError({ code: 'NOT_FOUND', message: `${path.join('.')}: goal not found or you have no access to it` });
-}
-
-/** VALIDATION_ERROR for node ids that are not in their goal's roadmap. */
-export function unknownNodes(paths: (string | number)[][]): AppError {
-  const details: IssueDetail[] = paths.map((path) => ({
-    path,
-    message: "not a node of the goal's roadmap",
-    type: 'custom',
-  }));
-  return new AppError({ code: 'VALIDATION_ERROR', message: `${paths[0]!.join('.')}: ${details[0]!.message}`, details });
 }
 
 /**
@@ -80,7 +183,7 @@ async function createOnNodes(trx: Trx, options: NewItems): Promise<ActionItemRow
       ? [[...pathOf(index), 'roadmap_node_id']]
       : [],
   );
-  if (badNodes.length > 0) throw unknownNodes(badNodes);
+  if (badNodes.length > 0) throw notNodes(badNodes, { hasRoadmap: true });
   const rows = await insertItems(trx, options);
 
   // Items created completed complete their nodes: one roadmap write per goal.
@@ -92,7 +195,7 @@ async function createOnNodes(trx: Trx, options: NewItems): Promise<ActionItemRow
     completions.set(row.goal_id, list);
   }
   for (const [goalId, changes] of completions) {
-    await setRoadmapNodesCompleted(trx, goals.get(goalId)!, changes);
+    await completeNodes(trx, goals.get(goalId)!, changes);
   }
   return rows;
 }

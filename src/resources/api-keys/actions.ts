@@ -1,12 +1,12 @@
-import { sql } from 'kysely';
 import { z } from 'zod';
 import type { ApiKeyRow } from '../../db/schema.ts';
-import { nowMs } from '../../db/sql.ts';
 import { defineAction } from '../../rpc/action.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { decodeCursor, iso, newestPage, pageFields, splitPage, type Page } from '../shared.ts';
-import { createApiKey, MAX_ACTIVE_KEYS } from './queries.ts';
+import { notFound } from '../errors.ts';
+import { iso } from '../owners.ts';
+import { decodeCursor, pageFields, splitPage } from '../pagination.ts';
+import { createApiKey, listApiKeys, MAX_ACTIVE_KEYS, revokeApiKey } from './queries.ts';
 
 function serializeApiKey(row: ApiKeyRow) {
   return {
@@ -39,15 +39,10 @@ export const list = defineAction({
   description: 'Your keys, newest first, revoked ones included. The key itself is never shown again.',
   readOnly: true,
   input: z.strictObject({ ...pageFields }),
-  handler: async ({ input, ctx }): Promise<Page<ApiKey>> => {
-    const after = decodeCursor(input.cursor);
-    const owned = ctx.db.selectFrom('api_keys').where('user_id', '=', ownerOf(ctx));
-    const [rows, total] = await Promise.all([
-      newestPage(ctx.db, owned.selectAll(), { after, limit: input.limit }),
-      owned.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
-    ]);
+  handler: async ({ input, ctx }) => {
+    const { rows, total } = await listApiKeys(ctx.db, ownerOf(ctx), { after: decodeCursor(input.cursor), limit: input.limit });
     const page = splitPage(rows, input.limit);
-    return { items: page.rows.map(serializeApiKey), count: Number(total.count), next_cursor: page.next_cursor };
+    return { items: page.rows.map(serializeApiKey), count: total, next_cursor: page.next_cursor };
   },
 });
 
@@ -71,14 +66,8 @@ export const remove = defineAction({
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
     ownKeysOnly(ctx);
-    const row = await ctx.db
-      .updateTable('api_keys')
-      .set({ revoked_at: sql`coalesce(revoked_at, ${nowMs})` })
-      .where('id', '=', id)
-      .where('user_id', '=', ownerOf(ctx))
-      .returningAll()
-      .executeTakeFirst();
-    if (!row) throw new AppError({ code: 'NOT_FOUND', message: 'API key not found or you have no access to it' });
+    const row = await revokeApiKey(ctx.db, { userId: ownerOf(ctx), id });
+    if (!row) throw notFound('API key');
     ctx.services.forgetApiKey(row.key_hash);
     return serializeApiKey(row);
   },

@@ -1,7 +1,12 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../../db/schema.ts';
+import { sql, type Kysely } from 'kysely';
 import { displayPrefix, generateApiKey, hashApiKey } from '../../auth/keys.ts';
+import type { Db } from '../../db/client.ts';
+import type { ApiKeyRow, Database } from '../../db/schema.ts';
+import { nowMs } from '../../db/sql.ts';
 import { AppError } from '../../rpc/errors.ts';
+import { newestPage, type CursorPosition } from '../pagination.ts';
+
+// Every statement on API keys. Keys belong to one user: no admin mode across accounts here.
 
 export const MAX_ACTIVE_KEYS = 5;
 
@@ -36,4 +41,29 @@ export async function createApiKey(db: Kysely<Database>, options: { userId: stri
       .executeTakeFirstOrThrow();
     return { row, key };
   });
+}
+
+/** A page of the user's keys (`limit + 1` rows, newest first, after the cursor, revoked ones included), and the count. */
+export async function listApiKeys(
+  db: Db,
+  userId: string,
+  page: { after: CursorPosition | undefined; limit: number },
+): Promise<{ rows: ApiKeyRow[]; total: number }> {
+  const owned = db.selectFrom('api_keys').where('user_id', '=', userId);
+  const [rows, total] = await Promise.all([
+    newestPage(db, owned.selectAll(), page),
+    owned.select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: Number(total.count) };
+}
+
+/** Revokes the key `id` of `userId` (a revoked one keeps its `revoked_at`); answers it, or nothing. */
+export function revokeApiKey(db: Db, target: { userId: string; id: string }): Promise<ApiKeyRow | undefined> {
+  return db
+    .updateTable('api_keys')
+    .set({ revoked_at: sql`coalesce(revoked_at, ${nowMs})` })
+    .where('id', '=', target.id)
+    .where('user_id', '=', target.userId)
+    .returningAll()
+    .executeTakeFirst();
 }

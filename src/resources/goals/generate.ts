@@ -1,7 +1,8 @@
-import { z } from 'zod';
 import { defineAction } from '../../rpc/action.ts';
-import { AppError } from '../../rpc/errors.ts';
-import { uuid } from '../shared.ts';
+import { agentNotFound } from '../errors.ts';
+import { findAgent } from './queries.ts';
+import { generateInput } from './schemas.ts';
+import { suggestGoal } from './suggestions.ts';
 
 export const generate = defineAction({
   summary: 'Suggest a goal configuration from a description',
@@ -13,31 +14,15 @@ export const generate = defineAction({
   ].join('\n\n'),
   streams: true,
   rateLimit: 'generate',
-  input: z.strictObject({
-    description: z
-      .string()
-      .trim()
-      .min(1, 'describe the goal')
-      .max(2000, 'at most 2000 characters')
-      .describe('What the agent should collect or achieve, in plain words (1–2000 characters).'),
-    agentId: uuid().optional().describe('The agent the goal is for: its name and description inform the suggestion, which then carries its `agent_id`.'),
-  }),
+  input: generateInput,
   handler: async ({ input, ctx }) => {
-    let agent: { id: string; name: string; description: string | null } | undefined;
-    if (input.agentId !== undefined) {
-      agent = await ctx.db
-        .selectFrom('agents')
-        .select(['id', 'name', 'description'])
-        .where('id', '=', input.agentId)
-        .$if(ctx.scope.ownerId !== null, (qb) => qb.where('owner_id', '=', ctx.scope.ownerId!))
-        .executeTakeFirst();
-      if (!agent) throw new AppError({ code: 'AGENT_NOT_FOUND' });
-    }
+    const agent = input.agentId === undefined ? undefined : await findAgent(ctx.db, { ownerId: ctx.scope.ownerId, id: input.agentId });
+    if (input.agentId !== undefined && !agent) throw agentNotFound();
+    const suggestion = await suggestGoal(ctx, {
+      description: input.description,
+      ...(agent && { agent: { name: agent.name, description: agent.description } }),
+    });
     const ai = ctx.services.ai;
-    const suggestion = await ai.suggestGoal(
-      { description: input.description, ...(agent && { agent: { name: agent.name, description: agent.description } }) },
-      { signal: ctx.signal, onProgress: ctx.progress, stream: ctx.streaming },
-    );
     return {
       suggestion: agent ? { ...suggestion, agent_id: agent.id } : suggestion,
       provider: ai.name,

@@ -1,8 +1,13 @@
-import { sql } from 'kysely';
-import type { GoalRow, GoalType, Roadmap } from '../../db/schema.ts';
-import type { Context } from '../../rpc/context.ts';
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import type { GoalRow, Roadmap } from '../../db/schema.ts';
 import { AppError, type IssueDetail } from '../../rpc/errors.ts';
-import { iso, withOwners, type Owner } from '../shared.ts';
+import { iso } from '../owners.ts';
+import { completeRoadmap } from '../roadmaps/graph.ts';
+import { computeProgress, type MetricState } from '../roadmaps/progress.ts';
+import type { goalCreateInput, GoalPatch } from './schemas.ts';
+
+type GoalCreateInput = z.output<typeof goalCreateInput>;
 
 /**
  * Every column of a goal but the roadmap: what lists read. A list answers no roadmap, so none is fetched from
@@ -13,13 +18,11 @@ export const goalListColumns = [
   'current_value', 'min_value', 'max_value', 'unit', 'target_date', 'progress', 'created_at', 'updated_at',
 ] as const satisfies readonly (keyof GoalRow)[];
 export type GoalListRow = Pick<GoalRow, (typeof goalListColumns)[number]>;
-/** The same columns as SQL text, for `goals.list`'s template. */
-export const goalListColumnsSql = sql.raw(goalListColumns.join(', '));
 
 /**
- * The goal object of the API. `roadmap` only when `withRoadmap` (get, not list). Added with
- * `Object.assign`, not `{ ...goal, roadmap }`: V8 builds an object literal with a key after a spread on a
- * slow path, ~5 µs against ~2.5 µs for a goal (measured), on every `goals.get`.
+ * The goal object of the API. `roadmap` only when `withRoadmap` (get, not list). Added with `Object.assign`, not
+ * `{ ...goal, roadmap }`: V8 builds an object literal with a key after a spread on a slow path, on every
+ * `goals.get` (docs/performance.md).
  */
 export function serializeGoal(row: GoalListRow & Partial<Pick<GoalRow, 'roadmap'>>, options: { withRoadmap: boolean }) {
   const goal = {
@@ -60,19 +63,11 @@ function inWrittenOrder(roadmap: Roadmap): Roadmap {
   };
 }
 
-/** A goal as an action answers it: with its roadmap, and `owner` in admin mode. */
-export async function presentGoal(ctx: Context, row: GoalRow): Promise<Goal & { owner?: Owner }> {
-  const [goal] = await withOwners(ctx, [row], (r) => serializeGoal(r, { withRoadmap: true }));
-  return goal!;
-}
+/** A goal as get, create and the other single-goal actions answer it: with its roadmap. */
+export const serializeFullGoal = (row: GoalRow) => serializeGoal(row, { withRoadmap: true });
 
-export interface MetricState {
-  goal_type: GoalType;
-  target_value: number | null;
-  current_value: number;
-  min_value: number;
-  max_value: number;
-}
+/** A goal as lists answer it: without its roadmap. */
+export const serializeListedGoal = (row: GoalListRow) => serializeGoal(row, { withRoadmap: false });
 
 /**
  * The metric rules of the spec, on the state a write would leave: scale keeps min < max with target
@@ -104,23 +99,70 @@ export function checkMetric(state: MetricState): void {
   }
 }
 
+/** A new goal: every column but the timestamps. */
+export type NewGoal = Omit<GoalRow, 'created_at' | 'updated_at'>;
+
 /**
- * Progress, 0–100: with roadmap nodes, the share completed; else with a target, how far current has
- * come from min toward target (boolean: 0 or 100); else 100 when completed, 0 otherwise.
+ * The goal `goals.create` writes: the input with its defaults, the metric rules checked, the roadmap laid out and
+ * the progress computed.
  */
-export function computeProgress(goal: MetricState & { status: string; roadmap: Roadmap | null }): number {
-  const nodes = goal.roadmap?.nodes ?? [];
-  if (nodes.length > 0) {
-    return round((nodes.filter((n) => n.completed).length / nodes.length) * 100);
-  }
-  if (goal.target_value !== null) {
-    if (goal.goal_type === 'boolean') return goal.current_value >= goal.target_value ? 100 : 0;
-    const span = goal.target_value - goal.min_value;
-    if (span === 0) return goal.current_value >= goal.target_value ? 100 : 0;
-    return round(clamp(((goal.current_value - goal.min_value) / span) * 100));
-  }
-  return goal.status === 'completed' ? 100 : 0;
+export function newGoal(input: GoalCreateInput, ownerId: string): NewGoal {
+  const metric = {
+    goal_type: input.goal_type ?? 'scale',
+    target_value: input.target_value ?? null,
+    current_value: input.current_value ?? 0,
+    min_value: input.min_value ?? 0,
+    max_value: input.max_value ?? 10,
+  };
+  checkMetric(metric);
+  const status = input.status ?? 'active';
+  const roadmap = input.roadmap ? completeRoadmap(input.roadmap) : null;
+  return {
+    id: randomUUID(),
+    owner_id: ownerId,
+    agent_id: input.agent_id ?? null,
+    name: input.name,
+    description: input.description ?? null,
+    status,
+    priority: input.priority ?? null,
+    lead_fields: input.lead_fields ?? [],
+    ...metric,
+    unit: input.unit ?? null,
+    target_date: input.target_date ? new Date(input.target_date) : null,
+    roadmap,
+    progress: computeProgress({ ...metric, status, roadmap }),
+  };
 }
 
-const clamp = (v: number) => Math.min(100, Math.max(0, v));
-const round = (v: number) => Math.round(v * 100) / 100;
+/**
+ * What `goals.update` writes for `patch` on `current`: the named fields, and always the metric, status and agent
+ * as they will be (checked against the metric rules) with the progress they give.
+ */
+export function goalChanges(current: GoalRow, patch: GoalPatch): GoalChanges {
+  const next = {
+    goal_type: patch.goal_type ?? current.goal_type,
+    target_value: patch.target_value !== undefined ? patch.target_value : current.target_value,
+    current_value: patch.current_value ?? current.current_value,
+    min_value: patch.min_value ?? current.min_value,
+    max_value: patch.max_value ?? current.max_value,
+    status: patch.status ?? current.status,
+    agent_id: patch.agent_id !== undefined ? patch.agent_id : current.agent_id,
+  };
+  checkMetric(next);
+  const roadmap = patch.roadmap === undefined ? current.roadmap : patch.roadmap === null ? null : completeRoadmap(patch.roadmap);
+  return {
+    ...(patch.name !== undefined && { name: patch.name }),
+    ...(patch.description !== undefined && { description: patch.description }),
+    ...(patch.priority !== undefined && { priority: patch.priority }),
+    ...(patch.lead_fields !== undefined && { lead_fields: patch.lead_fields }),
+    ...(patch.unit !== undefined && { unit: patch.unit }),
+    ...(patch.target_date !== undefined && { target_date: patch.target_date === null ? null : new Date(patch.target_date) }),
+    ...(patch.roadmap !== undefined && { roadmap }),
+    ...next,
+    progress: computeProgress({ ...next, roadmap }),
+  };
+}
+
+/** The columns an update writes (every one optional but those `goalChanges` always sets). */
+export type GoalChanges = Partial<Omit<GoalRow, 'id' | 'owner_id' | 'created_at' | 'updated_at'>> &
+  Pick<GoalRow, 'goal_type' | 'target_value' | 'current_value' | 'min_value' | 'max_value' | 'status' | 'agent_id' | 'progress'>;

@@ -1,100 +1,162 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database, GoalRow, Roadmap } from '../../db/schema.ts';
-import { nowMs } from '../../db/sql.ts';
-import type { Context } from '../../rpc/context.ts';
-import { AppError } from '../../rpc/errors.ts';
-import { syncReminders } from '../action-items/reminders.ts';
-import { lockGoals, setLinkedItemsCompleted } from '../action-items/node-sync.ts';
-import { changedCompletions } from './roadmap-graph.ts';
+import { sql, type Transaction } from 'kysely';
+import type { Db } from '../../db/client.ts';
+import { jsonb } from '../../db/json.ts';
+import type { Database, GoalRow, GoalStatus } from '../../db/schema.ts';
+import { nowMs, ownedBy, whereAll } from '../../db/sql.ts';
+import { PAGE_ROWS_MAX, type CursorPosition } from '../pagination.ts';
+import { goalListColumns, type GoalChanges, type GoalListRow, type NewGoal } from './model.ts';
 
-type Q = Kysely<Database> | Transaction<Database>;
+// Every statement on goals and their attachments. `ownerId` null is admin mode across accounts (see `ownedBy`).
+// The hottest two (`findGoal`, `listGoals`) are `sql` templates rather than built: Kysely's builder and compiler
+// were a measurable share of their server CPU (docs/performance.md).
 
-/** NOT_FOUND for the goal acted on, the same whether it does not exist or is someone else's. */
-export const goalNotFound = () => new AppError({ code: 'NOT_FOUND', message: 'Goal not found or you have no access to it' });
+type Trx = Transaction<Database>;
 
 /**
- * One goal, owned by the scope, or NOT_FOUND. One query, written as a template rather than built: it is the
- * hottest read (every `goals.get`), and Kysely's builder and compiler cost 25–60 µs of server CPU per
- * request on it (measured with `npm run bench`, ~10% of a `goals.get`).
+ * One goal of the owner (any owner's when null).
+ *
+ * @example const row = await findGoal(ctx.db, { ownerId: ctx.scope.ownerId, id });
  */
-export async function findGoal(ctx: Context, id: string): Promise<GoalRow> {
-  const ownerId = ctx.scope.ownerId;
+export async function findGoal(db: Db, target: { ownerId: string | null; id: string }): Promise<GoalRow | undefined> {
+  const { ownerId, id } = target;
   const query =
     ownerId === null
       ? sql<GoalRow>`select * from goals where id = ${id}`
       : sql<GoalRow>`select * from goals where id = ${id} and owner_id = ${ownerId}`;
-  const { rows } = await query.execute(ctx.db);
-  if (!rows[0]) throw goalNotFound();
+  const { rows } = await query.execute(db);
   return rows[0];
 }
 
+export interface GoalFilter {
+  ownerId: string | null;
+  agentId?: string;
+  status?: GoalStatus;
+  /** A LIKE pattern on name or description (`likePattern`). */
+  pattern?: string;
+}
+
+const listColumns = sql.raw(goalListColumns.join(', '));
+
 /**
- * Locks a goal of the scope for a roadmap write (`lockGoals(..., 'roadmap')`, the lock every writer of a
- * roadmap takes before the goal's items) and answers it as of the lock, or NOT_FOUND. In admin mode the
- * owner is read first, without a lock, because `lockGoals` checks ownership in its own query.
+ * A page of goals matching `filter` (`limit + 1` rows, newest first, after the cursor, without roadmaps) and how
+ * many match in all — in one statement: the count is an uncorrelated subquery, which Postgres runs once. Without
+ * `pattern` it is a sum over goal_counts (kept by triggers, db/0004): a few rows however many goals the owner has.
+ * A page without rows carries no count; it is 0 then, unless a cursor paged past the end, which asks for it alone.
  */
-export async function lockGoalForRoadmap(trx: Transaction<Database>, ctx: Context, id: string): Promise<GoalRow> {
-  let ownerId = ctx.scope.ownerId;
-  if (ownerId === null) {
-    const seen = await trx.selectFrom('goals').select('owner_id').where('id', '=', id).executeTakeFirst();
-    if (!seen) throw goalNotFound();
-    ownerId = seen.owner_id;
-  }
-  const goal = (await lockGoals(trx, { ownerId, goalIds: [id], lock: 'roadmap' })).get(id);
-  if (!goal) throw goalNotFound();
-  return goal;
+export async function listGoals(
+  db: Db,
+  filter: GoalFilter,
+  page: { after: CursorPosition | undefined; limit: number },
+): Promise<{ rows: GoalListRow[]; total: number }> {
+  const { ownerId, agentId, status, pattern } = filter;
+  const scope = [
+    ...(ownerId !== null ? [sql`owner_id = ${ownerId}`] : []),
+    ...(agentId !== undefined ? [sql`agent_id = ${agentId}`] : []),
+    ...(status !== undefined ? [sql`status = ${status}`] : []),
+  ];
+  const matching = pattern === undefined ? scope : [...scope, sql`(name ilike ${pattern} or description ilike ${pattern})`];
+  const count =
+    pattern === undefined
+      ? sql`select coalesce(sum(n), 0) from goal_counts ${whereAll(scope)}`
+      : sql`select count(*) from goals ${whereAll(matching)}`;
+  const { after } = page;
+  const newer = after === undefined ? matching : [...matching, sql`(created_at, id) < (${after.createdAt}, ${after.id})`];
+  // At most PAGE_ROWS_MAX newest rows inside, the requested page outside (why two limits: PAGE_ROWS_MAX).
+  const { rows } = await sql<GoalListRow & { total: string }>`
+    select *, (${count}) as total
+    from (select ${listColumns} from goals ${whereAll(newer)}
+          order by created_at desc, id desc limit ${sql.lit(PAGE_ROWS_MAX)}) as page
+    order by created_at desc, id desc limit ${page.limit + 1}`.execute(db);
+  if (rows.length > 0 || after === undefined) return { rows, total: Number(rows[0]?.total ?? 0) };
+  const { rows: counted } = await sql<{ total: string }>`select (${count}) as total`.execute(db);
+  return { rows, total: Number(counted[0]!.total) };
 }
 
 /**
- * Keeps a goal's action items in step with a roadmap that replaced `before`, in the transaction that
- * wrote it, with the goal row locked: items linked to a node the new roadmap no longer has are unlinked
- * from the node (they keep the goal); items of a node whose `completed` the new roadmap changed are
- * completed or reopened with it, as `update-node` does. `relinkAll` (a generated roadmap, whose nodes are
- * new milestones even where an id repeats) unlinks every item from the old nodes.
+ * Inserts a goal through the database function `goals_create` (db/0003), which locks the goal's active-limit
+ * scope, applies the limit `maxActive` for an active goal, and inserts — one statement, one round trip. Nothing
+ * when the agent is not the owner's.
  */
-export async function syncItemsWithRoadmap(
-  trx: Transaction<Database>,
-  options: { goalId: string; before: Roadmap | null; after: Roadmap | null; relinkAll?: boolean },
-): Promise<void> {
-  const kept = options.relinkAll ? [] : (options.after?.nodes ?? []).map((node) => node.id);
-  const unlinked = await trx
-    .updateTable('action_items')
-    .set({ roadmap_node_id: null, updated_at: nowMs })
-    .where('goal_id', '=', options.goalId)
-    .where('roadmap_node_id', 'is not', null)
-    .$if(kept.length > 0, (qb) => qb.where('roadmap_node_id', 'not in', kept))
+export async function insertGoal(db: Db, goal: NewGoal, maxActive: number): Promise<GoalRow | undefined> {
+  const { rows } = await sql<GoalRow>`select * from goals_create(${jsonb(goal)}, ${maxActive})`.execute(db);
+  return rows[0];
+}
+
+/** The goal's owner and agent, read without a lock (to learn which active-limit scope to lock first). */
+export function goalScope(trx: Trx, target: { ownerId: string | null; id: string }) {
+  return trx.selectFrom('goals').select(['owner_id', 'agent_id']).where('id', '=', target.id).$call(ownedBy(target.ownerId)).executeTakeFirst();
+}
+
+/**
+ * The goal locked for a write. FOR NO KEY UPDATE, not FOR UPDATE: no key changes, and FOR UPDATE would conflict
+ * with the KEY SHARE an attach takes on the goal while holding its agent — a deadlock with an update's agent lock.
+ */
+export function lockGoal(trx: Trx, target: { ownerId: string | null; id: string }): Promise<GoalRow | undefined> {
+  return trx.selectFrom('goals').selectAll().where('id', '=', target.id).$call(ownedBy(target.ownerId)).forNoKeyUpdate().executeTakeFirst();
+}
+
+/** Writes `changes` (and a new `updated_at`) to the goal `id` of `ownerId`; answers it as stored. */
+export function updateGoal(trx: Trx, target: { ownerId: string; id: string }, changes: GoalChanges): Promise<GoalRow> {
+  const { lead_fields, roadmap, ...columns } = changes;
+  return trx
+    .updateTable('goals')
+    .set({
+      ...columns,
+      ...(lead_fields !== undefined && { lead_fields: jsonb(lead_fields) }),
+      ...(roadmap !== undefined && { roadmap: roadmap === null ? null : jsonb(roadmap) }),
+      updated_at: nowMs,
+    })
+    .where('id', '=', target.id)
+    .where('owner_id', '=', target.ownerId)
     .returningAll()
-    .execute();
-  await syncReminders(trx, unlinked.map((item) => ({ kind: 'saved' as const, item })));
-  if (options.relinkAll) return;
-  const { completed, reopened } = changedCompletions(options.before, options.after);
-  await setLinkedItemsCompleted(trx, { goalId: options.goalId, nodeIds: completed, completed: true });
-  await setLinkedItemsCompleted(trx, { goalId: options.goalId, nodeIds: reopened, completed: false });
+    .executeTakeFirstOrThrow();
+}
+
+/** Deletes the goal `id` of the owner (its attachments go by cascade, its items are unlinked); answers its id. */
+export async function deleteGoal(db: Db, target: { ownerId: string | null; id: string }): Promise<string | undefined> {
+  const row = await db.deleteFrom('goals').where('id', '=', target.id).$call(ownedBy(target.ownerId)).returning('id').executeTakeFirst();
+  return row?.id;
+}
+
+export interface Attachment {
+  agent_id: string;
+  goal_id: string;
+  attached_at: Date;
+  replaced_goal_id: string | null;
 }
 
 /**
- * Serialises writes to one active-limit scope (an agent, or an owner's agent-less goals) by locking
- * its row, and checks in the same query that the agent belongs to `ownerId`. The lock is the database
- * function `goals_lock_active_scope` (db/0003), which `goals_create` takes too.
+ * Attaches the goal to the agent through the database function `goals_attach` (db/0003): it locks both (of one
+ * owner, `ownerId`'s unless null), reads the attachment it replaces and writes the new one, in one round trip.
+ * Nothing when either is missing or not the owner's.
  */
-export async function lockActiveScope(trx: Transaction<Database>, ownerId: string, agentId: string | null): Promise<void> {
-  const { rows } = await sql<{ locked: boolean }>`select goals_lock_active_scope(${ownerId}, ${agentId}) as locked`.execute(trx);
-  if (agentId !== null && !rows[0]?.locked) throw new AppError({ code: 'AGENT_NOT_FOUND' });
+export async function attachGoal(db: Db, options: { goalId: string; agentId: string; ownerId: string | null }): Promise<Attachment | undefined> {
+  const { rows } = await sql<Attachment>`
+    select * from goals_attach(${options.goalId}, ${options.agentId}, ${options.ownerId})`.execute(db);
+  return rows[0];
 }
 
-/**
- * Keeps at most `limit` active goals in a scope: `keepId` (the goal just created or activated) stays,
- * then the newest others; the oldest are set `inactive` (the database function
- * `goals_enforce_active_limit`, db/0003, which `goals_create` runs too). Call with the scope locked.
- * Returns the ids it deactivated.
- */
-export async function enforceActiveLimit(
-  trx: Transaction<Database>,
-  options: { ownerId: string; agentId: string | null; keepId: string | null; limit: number },
-): Promise<string[]> {
-  if (options.limit <= 0) return [];
-  const { ownerId, agentId, keepId, limit } = options;
-  const { rows } = await sql<{ id: string }>`
-    select id from goals_enforce_active_limit(${ownerId}, ${agentId}, ${keepId}, ${limit})`.execute(trx);
-  return rows.map((r) => r.id);
+/** The agent `id` of the owner, as `generate` and `detach` need it. */
+export function findAgent(db: Db, target: { ownerId: string | null; id: string }) {
+  return db
+    .selectFrom('agents')
+    .select(['id', 'owner_id', 'name', 'description'])
+    .where('id', '=', target.id)
+    .$call(ownedBy(target.ownerId))
+    .executeTakeFirst();
+}
+
+/** Removes the agent's attachment (only to `goalId`, when given); answers the goal it was attached to. */
+export async function deleteAttachment(
+  db: Db,
+  options: { agentId: string; ownerId: string; goalId?: string },
+): Promise<string | undefined> {
+  const removed = await db
+    .deleteFrom('agent_goal_attachments')
+    .where('agent_id', '=', options.agentId)
+    .where('owner_id', '=', options.ownerId)
+    .$if(options.goalId !== undefined, (qb) => qb.where('goal_id', '=', options.goalId!))
+    .returning('goal_id')
+    .executeTakeFirst();
+  return removed?.goal_id;
 }

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { isoDateTime, uuid } from '../shared.ts';
-import { roadmapSchema } from './roadmap-graph.ts';
+import { goalStatuses, goalTypes, leadFieldTypes, type LeadField } from '../../db/schema.ts';
+import { isoDateTime, patchOf, uuid } from '../../lib/zod.ts';
+import { pageFields } from '../pagination.ts';
+import { roadmapId, roadmapSchema, MAX_ROADMAP_NODES } from '../roadmaps/graph.ts';
 
-export const leadFieldTypes = ['text', 'email', 'phone', 'number', 'date', 'datetime', 'boolean', 'select', 'url'] as const;
-export const goalStatuses = ['active', 'inactive', 'completed', 'abandoned'] as const;
-export const goalTypes = ['boolean', 'scale', 'numeric'] as const;
+export { goalStatuses, goalTypes, leadFieldTypes };
 
 // Metric values are finite and of a sane magnitude (double precision holds them exactly enough).
 const metricNumber = z.number().min(-1e12).max(1e12);
@@ -32,6 +32,9 @@ export const leadField = z
       ctx.addIssue({ code: 'custom', path: ['options'], message: 'options must be unique' });
     }
   });
+
+// The stored type (db/schema.ts) and this schema's output are one shape: a drift fails the typecheck.
+leadField satisfies z.ZodType<LeadField>;
 
 export const leadFields = z
   .array(leadField)
@@ -80,3 +83,52 @@ export const goalSuggestion = goalCreateInput
   .pick({ name: true, description: true, lead_fields: true, goal_type: true, target_value: true, min_value: true, max_value: true, unit: true })
   .required({ lead_fields: true });
 export type GoalSuggestion = z.output<typeof goalSuggestion>;
+
+export const listInput = z.strictObject({
+  agentId: uuid().optional().describe('Only goals of this agent.'),
+  status: z.enum(goalStatuses).optional(),
+  search: z.string().min(1).max(200).optional().describe('Case-insensitive match on name or description.'),
+  ...pageFields,
+});
+
+export const updateInput = patchOf(
+  goalFields.extend({
+    expected_updated_at: isoDateTime().optional().describe('Fail with CONFLICT unless the goal still has this updated_at.'),
+  }),
+  { ignored: ['expected_updated_at'] },
+);
+export type GoalPatch = Omit<z.output<typeof updateInput>, 'expected_updated_at'>;
+
+export const attachInput = z.strictObject({ goalId: uuid(), agentId: uuid() });
+export const detachInput = z.strictObject({ agentId: uuid(), goalId: uuid().optional() });
+
+export const generateInput = z.strictObject({
+  description: z
+    .string()
+    .trim()
+    .min(1, 'describe the goal')
+    .max(2000, 'at most 2000 characters')
+    .describe('What the agent should collect or achieve, in plain words (1–2000 characters).'),
+  agentId: uuid()
+    .optional()
+    .describe('The agent the goal is for: its name and description inform the suggestion, which then carries its `agent_id`.'),
+});
+
+export const updateNodeInput = z.strictObject({
+  node_id: roadmapId.describe("The node's `id` in the goal's roadmap."),
+  completed: z.boolean(),
+});
+
+export const convertNodesInput = z.strictObject({
+  node_ids: z.array(roadmapId).min(1).max(MAX_ROADMAP_NODES).optional().describe('Only these nodes (default: every node).'),
+});
+
+export const generateRoadmapInput = z.strictObject({
+  instructions: z
+    .string()
+    .trim()
+    .min(1)
+    .max(2000)
+    .optional()
+    .describe('What the roadmap should take into account, in plain words (1–2000 characters).'),
+});

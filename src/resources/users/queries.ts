@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
-import type { Database, Role, User } from './db/schema.ts';
-import { createApiKey } from './resources/api-keys/queries.ts';
-import { AppError } from './rpc/errors.ts';
+import type { Database, Role, User } from '../../db/schema.ts';
+import { createApiKey } from '../api-keys/queries.ts';
+import { AppError } from '../../rpc/errors.ts';
 
 /**
  * Creates a user and their first API key: the CLI's `users create`, the first-run demo user, tests.

@@ -2,26 +2,10 @@ import { sql, type SelectQueryBuilder } from 'kysely';
 import { z } from 'zod';
 import type { Db } from '../db/client.ts';
 import type { Database } from '../db/schema.ts';
-import type { Context } from '../rpc/context.ts';
 import { AppError } from '../rpc/errors.ts';
 
-/**
- * An ISO 8601 datetime with an offset, in years 1000–9999. Postgres refuses year 0 (a 500 otherwise),
- * and JavaScript reads years below 100 back as 19xx, so such dates could not round-trip.
- *
- * @example due_at: isoDateTime().nullable()
- */
-export const isoDateTime = () =>
-  z.iso.datetime({ offset: true }).refine(
-    (value) => {
-      const year = new Date(value).getUTCFullYear();
-      return year >= 1000 && year <= 9999;
-    },
-    { message: 'must be a date between the years 1000 and 9999' },
-  );
-
-/** For a refinement that only makes sense once the object itself is valid (no spurious second issue). */
-export const onlyIfValid = (payload: { issues: unknown[] }) => payload.issues.length === 0;
+// Lists are newest first by (created_at, id), in pages of `limit`, with an opaque cursor and the count of every
+// record matching the filter.
 
 /** The largest page a list answers. */
 export const PAGE_LIMIT_MAX = 100;
@@ -31,9 +15,8 @@ export const PAGE_LIMIT_MAX = 100;
  *
  * Why a constant inner LIMIT under the requested one: the statements run prepared, and with `limit $n` Postgres
  * cannot tell how many rows a generic plan returns, guesses a tenth of the matches, and for an owner with many
- * records then finds the generic plan dearer than a custom one and re-plans the statement at every call
- * (`npm run bench`, scale step: Postgres CPU per `goals.list` ~80 → ~155 µs at 1,000 goals an owner). Under a
- * constant inner LIMIT the generic plan's estimate stays small and Postgres keeps it; the outer `limit $n` still
+ * records then finds the generic plan dearer than a custom one and re-plans the statement at every call (the
+ * scale step of `npm run bench`, docs/performance.md). Under a constant inner LIMIT the generic plan's estimate stays small and Postgres keeps it; the outer `limit $n` still
  * stops the scan after the rows asked for.
  */
 export const PAGE_ROWS_MAX = PAGE_LIMIT_MAX + 1;
@@ -56,13 +39,6 @@ export interface CursorPosition {
   id: string;
 }
 
-/**
- * A UUID in data, canonical (lower case) once validated: Postgres answers ids in lower case, and code that
- * matches ids it was sent against ids it read (lock maps, `replaced_goal_id`, owners) must compare like with like.
- *
- * @example z.strictObject({ goalId: uuid() })
- */
-export const uuid = (params?: Parameters<typeof z.uuid>[0]) => z.uuid(params).toLowerCase();
 
 /** Lists are newest first by (created_at, id); the cursor is that pair, opaque to clients. */
 export function encodeCursor(row: { created_at: Date; id: string }): string {
@@ -123,40 +99,3 @@ export function splitPage<R extends { created_at: Date; id: string }>(
 export function likePattern(search: string): string {
   return `%${search.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
 }
-
-export interface Owner {
-  id: string;
-  email: string;
-  name: string | null;
-}
-
-/** In admin mode, objects carry `owner`: one query for all the owners of a page. */
-export async function ownersOf(ctx: Context, ownerIds: string[]): Promise<Map<string, Owner>> {
-  if (!ctx.scope.admin || ownerIds.length === 0) return new Map();
-  const owners = await ctx.db
-    .selectFrom('users')
-    .select(['id', 'email', 'name'])
-    .where('id', 'in', [...new Set(ownerIds)])
-    .execute();
-  return new Map(owners.map((o) => [o.id, o]));
-}
-
-/** Adds `owner` to each serialized object when the scope is admin. */
-export async function withOwners<R extends { owner_id: string }, T extends object>(
-  ctx: Context,
-  rows: R[],
-  serialize: (row: R) => T,
-): Promise<(T & { owner?: Owner })[]> {
-  // Outside admin mode (every ordinary call) there is nothing to look up: no owner ids, no empty Map.
-  if (!ctx.scope.admin) return rows.map((row) => serialize(row));
-  const owners = await ownersOf(ctx, rows.map((r) => r.owner_id));
-  return rows.map((row) => {
-    const object = serialize(row);
-    const owner = owners.get(row.owner_id);
-    return owner ? { ...object, owner } : object;
-  });
-}
-
-export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
-
-export type { Db };
