@@ -29,7 +29,7 @@ export function createAiProvider(
 }
 
 /**
- * The OpenAI-compatible provider, with `./openai.ts` (and the `openai` SDK under it, ~11 MB of RSS) imported
+ * The OpenAI-compatible provider, with `./openai.ts` (and the `openai` SDK under it, megabytes of RSS) imported
  * on the first generation: a server with the offline provider, the default, never loads it.
  */
 function lazyOpenAiProvider(options: OpenAiProviderOptions): AiProvider {

@@ -1,4 +1,4 @@
-import type { LeadFieldType } from '../db/schema.ts';
+import type { LeadField, LeadFieldType } from '../db/schema.ts';
 
 /**
  * The offline provider's reading of a description: which lead fields it asks for, with what types,
@@ -12,14 +12,8 @@ import type { LeadFieldType } from '../db/schema.ts';
  * falls back to a free-text field when it reads like a noun phrase nobody has a rule for.
  */
 
-export interface SuggestedField {
-  key: string;
-  label: string;
-  type: LeadFieldType;
-  required: boolean;
-  description?: string;
-  options?: string[];
-}
+/** A lead field the rules found: the stored shape of one (db/schema.ts). */
+export type SuggestedField = LeadField;
 
 export interface SuggestedMetric {
   goal_type: 'numeric' | 'scale';

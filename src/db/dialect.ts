@@ -26,8 +26,8 @@ import type postgres from 'postgres';
  * - Kysely's runtime keeps every connection object a driver hands out in a `WeakSet`. `kysely-postgres-js` makes
  *   a new one per query, so that set gained an entry per query, each kept until a garbage collection clears it.
  *   Here a released connection is kept and handed out again, so Kysely sees as many as ran at once. Measured on
- *   `goals.get` (README, Performance), against `kysely-postgres-js` with the same code otherwise: server CPU
- *   180 → 159 µs a request, peak RSS 215 → 186 MB.
+ *   `goals.get` against `kysely-postgres-js` with the same code otherwise: less server CPU and peak RSS
+ *   (docs/performance.md).
  *
  * So `db.connection()` outside a transaction does not pin a session (nothing here relies on one), a cursor
  * (`.stream()`) works outside transactions only, and savepoints are not offered (nothing uses them). Transactions
@@ -101,7 +101,8 @@ class PostgresJsDriver implements Driver {
  * Why prepare: postgres.js sends a query with parameters that is not prepared in two round trips (Parse +
  * Describe, wait for the parameter types, then Bind + Execute), and the server parses and plans it each
  * time. A prepared one is a single Bind + Execute on a plan the connection keeps. Measured with
- * `npm run bench` (goals.get): two round trips and ~5× the Postgres CPU per request without it.
+ * `npm run bench` (goals.get): two round trips and several times the Postgres CPU per request without it
+ * (docs/performance.md).
  *
  * Why a bound: postgres.js keeps every statement a connection prepared until the connection is recycled
  * (`max_lifetime`), and Postgres keeps it in that backend's memory. Kysely's SQL text varies with a

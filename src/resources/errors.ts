@@ -10,6 +10,16 @@ import { AppError } from '../rpc/errors.ts';
 export const notFound = (what: 'Goal' | 'Agent' | 'Action item' | 'API key') =>
   new AppError({ code: 'NOT_FOUND', message: `${what} not found or you have no access to it` });
 
+/**
+ * The record a query found, or NOT_FOUND for `what` when it found none.
+ *
+ * @example const row = found(await findGoal(ctx.db, { ownerId, id }), 'Goal');
+ */
+export function found<T>(row: T | undefined, what: Parameters<typeof notFound>[0]): T {
+  if (row === undefined) throw notFound(what);
+  return row;
+}
+
 /** AGENT_NOT_FOUND for an agent named in `data`. */
 export const agentNotFound = () => new AppError({ code: 'AGENT_NOT_FOUND' });
 

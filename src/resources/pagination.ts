@@ -45,6 +45,15 @@ export function encodeCursor(row: { created_at: Date; id: string }): string {
   return Buffer.from(`${row.created_at.toISOString()}|${row.id}`).toString('base64url');
 }
 
+/**
+ * Where a list's page starts and how long it is, from its input.
+ *
+ * @example await listGoals(ctx.db, filter, pageRequest(input))
+ */
+export function pageRequest(input: { cursor?: string; limit: number }): { after: CursorPosition | undefined; limit: number } {
+  return { after: decodeCursor(input.cursor), limit: input.limit };
+}
+
 export function decodeCursor(cursor: string | undefined): CursorPosition | undefined {
   if (cursor === undefined) return undefined;
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
@@ -83,6 +92,21 @@ export function newestPage<O extends { created_at: Date; id: string }>(
     .orderBy(sql`created_at desc, id desc`)
     .limit(limit + 1)
     .execute() as Promise<O[]>;
+}
+
+/**
+ * A list's answer from the `limit + 1` rows its query read and the count of every match: this page, presented
+ * (`presentAll`, or any serializer), and the next cursor.
+ *
+ * @example return pageOf(await listAgents(ctx.db, filter, page), input.limit, (rows) => presentAll(ctx, rows, serializeAgent));
+ */
+export async function pageOf<R extends { created_at: Date; id: string }, T>(
+  listed: { rows: R[]; total: number },
+  limit: number,
+  present: (rows: R[]) => T[] | Promise<T[]>,
+): Promise<Page<T>> {
+  const page = splitPage(listed.rows, limit);
+  return { items: await present(page.rows), count: listed.total, next_cursor: page.next_cursor };
 }
 
 /** Splits the `limit + 1` rows a list query fetched into this page and the next cursor. */

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { RateLimiter } from '../auth/rate-limit.ts';
 import type { Db } from '../db/client.ts';
 import { uuid } from '../lib/zod.ts';
 import type { Action, ActionRateLimit, ActionRegistry } from './action.ts';
@@ -28,8 +27,8 @@ export interface DispatchDeps {
   db: Db;
   maxActiveGoals: number;
   services: Services;
-  /** The limiters an action's `rateLimit` names, each counting per user. */
-  limiters: Record<ActionRateLimit, RateLimiter>;
+  /** The limiters an action's `rateLimit` names, each counting per user (src/auth/rate-limit.ts makes them). */
+  limiters: Record<ActionRateLimit, { consume(key: string): Promise<unknown> }>;
 }
 
 export interface DispatchResult {

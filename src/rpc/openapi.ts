@@ -41,65 +41,31 @@ const errorEnvelope: JsonSchema = {
   },
 };
 
+const errorResponses = {
+  '4XX': { description: 'Client error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+  '5XX': { description: 'Server error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+};
+
+const success = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Success' } } },
+});
+
 /**
  * The OpenAPI 3.1 document, derived from the registry: one operation per action at
  * `POST /v1/{resource}/{action}`, and `POST /v1` taking any of them as an envelope.
+ *
+ * @example app.get('/openapi.json', (c) => c.json(buildOpenApi(registry)));
  */
 export function buildOpenApi(registry: ActionRegistry, options: { serverUrl?: string } = {}) {
   const paths: Record<string, unknown> = {};
   const envelopes: JsonSchema[] = [];
-  const errorResponses = {
-    '4XX': { description: 'Client error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-    '5XX': { description: 'Server error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-  };
-
   for (const [resource, actions] of Object.entries(registry)) {
     for (const [name, action] of Object.entries(actions as Record<string, Action>)) {
-      const data = plainJsonSchema(z.object({ ...(action.input as z.ZodObject).shape, ...adminFields.shape }).strict());
-      const idSchema = { type: 'string', format: 'uuid', description: `The ${resource} record's id.` };
-      const body: JsonSchema = {
-        type: 'object',
-        additionalProperties: false,
-        required: action.id ? ['id'] : [],
-        properties: { ...(action.id ? { id: idSchema } : {}), data },
-      };
-      envelopes.push({
-        type: 'object',
-        title: `${resource}.${name}`,
-        additionalProperties: false,
-        required: ['resource', 'action', ...(action.id ? ['id'] : [])],
-        properties: {
-          resource: { const: resource },
-          action: { const: name },
-          ...(action.id ? { id: idSchema } : {}),
-          data,
-        },
-      });
-      paths[`/v1/${resource}/${name}`] = {
-        post: {
-          operationId: `${resource}.${name}`,
-          tags: [resource],
-          summary: action.summary,
-          description: [
-            action.description,
-            `Same as \`POST /v1\` with \`{"resource": "${resource}", "action": "${name}"${action.id ? ', "id": …' : ''}, "data": …}\`.`,
-            action.readOnly ? 'Allowed to the read-only consumer role.' : 'Not allowed to the read-only consumer role.',
-          ]
-            .filter(Boolean)
-            .join('\n\n'),
-          requestBody: { required: true, content: { 'application/json': { schema: body } } },
-          responses: {
-            [action.created ? '201' : '200']: {
-              description: 'Success',
-              content: { 'application/json': { schema: { $ref: '#/components/schemas/Success' } } },
-            },
-            ...errorResponses,
-          },
-        },
-      };
+      envelopes.push(envelopeSchema(resource, name, action));
+      paths[`/v1/${resource}/${name}`] = { post: operation(resource, name, action) };
     }
   }
-
   return {
     openapi: '3.1.0',
     info: {
@@ -117,11 +83,7 @@ export function buildOpenApi(registry: ActionRegistry, options: { serverUrl?: st
           tags: ['invoke'],
           summary: 'Invoke any action',
           requestBody: { required: true, content: { 'application/json': { schema: { oneOf: envelopes } } } },
-          responses: {
-            '200': { description: 'Success', content: { 'application/json': { schema: { $ref: '#/components/schemas/Success' } } } },
-            '201': { description: 'Created', content: { 'application/json': { schema: { $ref: '#/components/schemas/Success' } } } },
-            ...errorResponses,
-          },
+          responses: { '200': success('Success'), '201': success('Created'), ...errorResponses },
         },
       },
       ...paths,
@@ -136,5 +98,50 @@ export function buildOpenApi(registry: ActionRegistry, options: { serverUrl?: st
         Error: errorEnvelope,
       },
     },
+  };
+}
+
+/** An action's `data`: its input, plus the admin fields any action takes. */
+const dataSchema = (action: Action) => plainJsonSchema(z.object({ ...(action.input as z.ZodObject).shape, ...adminFields.shape }).strict());
+
+const idSchema = (resource: string) => ({ type: 'string', format: 'uuid', description: `The ${resource} record's id.` });
+
+/** The `POST /v1` envelope of one action. */
+function envelopeSchema(resource: string, name: string, action: Action): JsonSchema {
+  return {
+    type: 'object',
+    title: `${resource}.${name}`,
+    additionalProperties: false,
+    required: ['resource', 'action', ...(action.id ? ['id'] : [])],
+    properties: {
+      resource: { const: resource },
+      action: { const: name },
+      ...(action.id ? { id: idSchema(resource) } : {}),
+      data: dataSchema(action),
+    },
+  };
+}
+
+/** The operation of `POST /v1/{resource}/{action}`, body `{id?, data}`. */
+function operation(resource: string, name: string, action: Action) {
+  const body: JsonSchema = {
+    type: 'object',
+    additionalProperties: false,
+    required: action.id ? ['id'] : [],
+    properties: { ...(action.id ? { id: idSchema(resource) } : {}), data: dataSchema(action) },
+  };
+  return {
+    operationId: `${resource}.${name}`,
+    tags: [resource],
+    summary: action.summary,
+    description: [
+      action.description,
+      `Same as \`POST /v1\` with \`{"resource": "${resource}", "action": "${name}"${action.id ? ', "id": …' : ''}, "data": …}\`.`,
+      action.readOnly ? 'Allowed to the read-only consumer role.' : 'Not allowed to the read-only consumer role.',
+    ]
+      .filter(Boolean)
+      .join('\n\n'),
+    requestBody: { required: true, content: { 'application/json': { schema: body } } },
+    responses: { [action.created ? '201' : '200']: success('Success'), ...errorResponses },
   };
 }

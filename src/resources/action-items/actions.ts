@@ -3,9 +3,9 @@ import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
 import type { ActionItemRow, GoalRow } from '../../db/schema.ts';
 import { z } from 'zod';
-import { goalIdNotFound, notFound, notNodes } from '../errors.ts';
+import { found, goalIdNotFound, notNodes } from '../errors.ts';
 import { present, presentAll } from '../owners.ts';
-import { decodeCursor, splitPage } from '../pagination.ts';
+import { pageOf, pageRequest } from '../pagination.ts';
 import { lockGoals, roadmapNodeIds, completeNodes, type GoalLock } from '../roadmaps/sync.ts';
 import { serializeActionItem } from './model.ts';
 import { createActionItems, deleteItem, findItem, listItems, lockItem, updateItem, type ItemPatch, type NewItemInput } from './queries.ts';
@@ -18,18 +18,14 @@ const toNewItem = (input: CreateInput): NewItemInput => ({ ...input, due_at: toD
 
 export const list = defineAction({
   summary: 'List action items',
-  description:
-    'Newest first. `count` is the number of items matching the filter. `dueAfter` is inclusive, `dueBefore` exclusive; either leaves out items without `due_at`.',
+  description: 'Newest first. `count` is the number of items matching the filter. `dueAfter` is inclusive, `dueBefore` exclusive; either leaves out items without `due_at`.',
   readOnly: true,
   input: listInput,
   handler: async ({ input, ctx }) => {
-    const { rows, total } = await listItems(
-      ctx.db,
-      { ownerId: ctx.scope.ownerId, completed: input.completed, goalId: input.goalId, dueBefore: toDate(input.dueBefore), dueAfter: toDate(input.dueAfter) },
-      { after: decodeCursor(input.cursor), limit: input.limit },
-    );
-    const page = splitPage(rows, input.limit);
-    return { items: await presentAll(ctx, page.rows, serializeActionItem), count: total, next_cursor: page.next_cursor };
+    const { completed, goalId, dueBefore, dueAfter } = input;
+    const filter = { ownerId: ctx.scope.ownerId, completed, goalId, dueBefore: toDate(dueBefore), dueAfter: toDate(dueAfter) };
+    const listed = await listItems(ctx.db, filter, pageRequest(input));
+    return pageOf(listed, input.limit, (rows) => presentAll(ctx, rows, serializeActionItem));
   },
 });
 
@@ -39,16 +35,13 @@ export const get = defineAction({
   readOnly: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
-    const row = await findItem(ctx.db, { ownerId: ctx.scope.ownerId, id });
-    if (!row) throw notFound('Action item');
-    return present(ctx, row, serializeActionItem);
+    return present(ctx, found(await findItem(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Action item'), serializeActionItem);
   },
 });
 
 export const create = defineAction({
   summary: 'Create an action item',
-  description:
-    'A `goal_id` must be one of your goals (NOT_FOUND otherwise); a `roadmap_node_id` needs the `goal_id` and must be a node of its roadmap. An item created completed completes its node.',
+  description: 'A `goal_id` must be one of your goals (NOT_FOUND otherwise); a `roadmap_node_id` needs the `goal_id` and must be a node of its roadmap. An item created completed completes its node.',
   created: true,
   input: createInput,
   handler: async ({ input, ctx }) => {
@@ -59,8 +52,7 @@ export const create = defineAction({
 
 export const batchCreate = defineAction({
   summary: 'Create up to 50 action items at once',
-  description:
-    'All or nothing, in one INSERT: one invalid item (its index in `details`) or a goal that is not yours writes none. Answers the items in request order.',
+  description: 'All or nothing, in one INSERT: one invalid item (its index in `details`) or a goal that is not yours writes none. Answers the items in request order.',
   created: true,
   input: batchCreateInput,
   handler: async ({ input, ctx }) => {
@@ -76,8 +68,7 @@ export const batchCreate = defineAction({
 
 export const update = defineAction({
   summary: 'Update an action item',
-  description:
-    'A partial update. Completing sets `completed_at`, reopening clears it; sending the state the item already has changes nothing. Completing or reopening an item linked to a roadmap node completes or reopens the node and recomputes the goal’s progress. Changing `goal_id` drops the node link unless `roadmap_node_id` names a node of the new goal.',
+  description: 'A partial update. Completing sets `completed_at`, reopening clears it; sending the state the item already has changes nothing. Completing or reopening an item linked to a roadmap node completes or reopens the node and recomputes the goal’s progress. Changing `goal_id` drops the node link unless `roadmap_node_id` names a node of the new goal.',
   id: true,
   input: updateInput,
   handler: async ({ id, input, ctx }) => {
@@ -95,15 +86,13 @@ export const update = defineAction({
 function updateWithGoalLocked(ctx: Context, id: string, input: UpdateInput, patch: ItemPatch): Promise<ActionItemRow> {
   return ctx.db.transaction().execute(async (trx) => {
     // The item is read first without a lock, to learn which goal to lock.
-    const seen = await findItem(trx, { ownerId: ctx.scope.ownerId, id });
-    if (!seen) throw notFound('Action item');
+    const seen = found(await findItem(trx, { ownerId: ctx.scope.ownerId, id }), 'Action item');
     // The goal must be the item owner's (also in admin mode): ownership and lock in one query.
     const lockGoal = async (wanted: { goalId: string; lock: GoalLock }): Promise<GoalRow | undefined> =>
       (await lockGoals(trx, { ownerId: seen.owner_id, goalIds: [wanted.goalId], lock: wanted.lock })).get(wanted.goalId);
     const first = goalLockFor(seen, input);
     let goal = first ? await lockGoal(first) : undefined;
-    const current = await lockItem(trx, { ownerId: seen.owner_id, id });
-    if (!current) throw notFound('Action item');
+    const current = found(await lockItem(trx, { ownerId: seen.owner_id, id }), 'Action item');
     // Relinked (or its goal deleted) between the two reads: lock what it is linked to now (out of order, only then).
     const needed = goalLockFor(current, input);
     if (needed && (needed.goalId !== first?.goalId || (needed.lock === 'roadmap' && first.lock !== 'roadmap'))) {
@@ -165,8 +154,7 @@ export const remove = defineAction({
   handler: async ({ id, ctx }) => {
     // A transaction: the reminder's cancellation (a job, once reminders exist) commits with the deletion.
     const deleted = await ctx.db.transaction().execute((trx) => deleteItem(trx, { ownerId: ctx.scope.ownerId, id }));
-    if (!deleted) throw notFound('Action item');
-    return { id: deleted, deleted: true as const };
+    return { id: found(deleted, 'Action item'), deleted: true as const };
   },
 });
 

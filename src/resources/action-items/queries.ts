@@ -147,8 +147,8 @@ export interface NewItemInput {
  * checks and locks the goals (FOR KEY SHARE, so none is deleted before it commits) and writes the items
  * only if every goal named is the owner's; a single statement is atomic by itself. A BEGIN … COMMIT
  * around it cost 2 more round trips, and held a pooled connection across all of them. Items on roadmap
- * nodes read the roadmap first: their goals are locked FOR NO KEY UPDATE in a transaction (the one given,
- * or one begun here), as node-sync.ts's protocol asks, and the same INSERT follows.
+ * nodes read the roadmap first: their goals are locked for a roadmap write in a transaction (the one given,
+ * or one begun here), in the lock order of roadmaps/sync.ts, and the same INSERT follows.
  *
  * The ids are generated here in ascending order: a batch shares one `created_at`, and lists (newest
  * first, then id descending) then show it last item first, as if created one after another.
@@ -212,9 +212,8 @@ async function insertItems(db: Db, options: NewItems): Promise<ActionItemRow[]> 
   const column = <T>(pick: (item: NewItemInput) => T) => items.map(pick);
   // Only the one timestamp comes back, not the rows: every column of a new row is either sent here or
   // that timestamp (created_at and updated_at default to it, completed_at is set to it), so the rows
-  // are built below as written. Reading 50 rows back (`returning *`) cost ~6 µs of server CPU an item
-  // (parsing 11 columns, three of them timestamps) and ~3 µs of Postgres (output functions): a 50-item
-  // batch ~300 + ~150 µs, measured in-process against the previous code, alternating.
+  // are built below as written: reading 50 rows back (`returning *`) was a measurable part of a batch's
+  // cost, on the server and in Postgres (docs/performance.md).
   // `owned` is materialised (it is read twice): the goals are locked once, in id order, and the items
   // are written only if every goal named is among them; else no row, and `owned` says which are.
   const { rows: written } = await sql<{ created_at: Date | null; owned: string[] }>`

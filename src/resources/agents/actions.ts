@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { patchOf } from '../../lib/zod.ts';
 import { defineAction } from '../../rpc/action.ts';
-import { notFound } from '../errors.ts';
+import { found } from '../errors.ts';
 import { enforceActiveLimit, lockActiveScope } from '../goals/active-limit.ts';
 import { present, presentAll } from '../owners.ts';
-import { decodeCursor, likePattern, pageFields, splitPage } from '../pagination.ts';
+import { likePattern, pageFields, pageOf, pageRequest } from '../pagination.ts';
 import { serializeAgent } from './model.ts';
 import { agentOwner, deleteAgent, findAgent, insertAgent, listAgents, updateAgent } from './queries.ts';
 
@@ -22,13 +22,8 @@ export const list = defineAction({
     ...pageFields,
   }),
   handler: async ({ input, ctx }) => {
-    const { rows, total } = await listAgents(
-      ctx.db,
-      { ownerId: ctx.scope.ownerId, pattern: input.search && likePattern(input.search) },
-      { after: decodeCursor(input.cursor), limit: input.limit },
-    );
-    const page = splitPage(rows, input.limit);
-    return { items: await presentAll(ctx, page.rows, serializeAgent), count: total, next_cursor: page.next_cursor };
+    const listed = await listAgents(ctx.db, { ownerId: ctx.scope.ownerId, pattern: input.search && likePattern(input.search) }, pageRequest(input));
+    return pageOf(listed, input.limit, (rows) => presentAll(ctx, rows, serializeAgent));
   },
 });
 
@@ -38,9 +33,7 @@ export const get = defineAction({
   readOnly: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
-    const row = await findAgent(ctx.db, { ownerId: ctx.scope.ownerId, id });
-    if (!row) throw notFound('Agent');
-    return present(ctx, row, serializeAgent);
+    return present(ctx, found(await findAgent(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Agent'), serializeAgent);
   },
 });
 
@@ -64,26 +57,21 @@ export const update = defineAction({
   id: true,
   input: patchOf(agentFields),
   handler: async ({ id, input, ctx }) => {
-    const row = await updateAgent(ctx.db, { ownerId: ctx.scope.ownerId, id }, input);
-    if (!row) throw notFound('Agent');
-    return present(ctx, row, serializeAgent);
+    return present(ctx, found(await updateAgent(ctx.db, { ownerId: ctx.scope.ownerId, id }, input), 'Agent'), serializeAgent);
   },
 });
 
 export const remove = defineAction({
   summary: 'Delete an agent',
-  description:
-    "Its goals keep living with `agent_id: null` (joining the owner's agent-less goals, so the active limit applies there); its attachment goes.",
+  description: "Its goals keep living with `agent_id: null` (joining the owner's agent-less goals, so the active limit applies there); its attachment goes.",
   id: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
     return ctx.db.transaction().execute(async (trx) => {
-      const agent = await agentOwner(trx, { ownerId: ctx.scope.ownerId, id });
-      if (!agent) throw notFound('Agent');
+      const agent = found(await agentOwner(trx, { ownerId: ctx.scope.ownerId, id }), 'Agent');
       // The goals join the owner's agent-less scope: lock it first (goals/active-limit.ts), then apply the limit.
       await lockActiveScope(trx, { ownerId: agent.owner_id, agentId: null });
-      const deleted = await deleteAgent(trx, { ownerId: agent.owner_id, id });
-      if (!deleted) throw notFound('Agent');
+      const deleted = found(await deleteAgent(trx, { ownerId: agent.owner_id, id }), 'Agent');
       await enforceActiveLimit(trx, { ownerId: agent.owner_id, agentId: null, keepId: null, limit: ctx.maxActiveGoals });
       return { id: deleted, deleted: true as const };
     });

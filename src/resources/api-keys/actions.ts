@@ -3,9 +3,9 @@ import type { ApiKeyRow } from '../../db/schema.ts';
 import { defineAction } from '../../rpc/action.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { notFound } from '../errors.ts';
+import { found } from '../errors.ts';
 import { iso } from '../owners.ts';
-import { decodeCursor, pageFields, splitPage } from '../pagination.ts';
+import { pageFields, pageOf, pageRequest } from '../pagination.ts';
 import { createApiKey, listApiKeys, MAX_ACTIVE_KEYS, revokeApiKey } from './queries.ts';
 
 function serializeApiKey(row: ApiKeyRow) {
@@ -40,9 +40,7 @@ export const list = defineAction({
   readOnly: true,
   input: z.strictObject({ ...pageFields }),
   handler: async ({ input, ctx }) => {
-    const { rows, total } = await listApiKeys(ctx.db, ownerOf(ctx), { after: decodeCursor(input.cursor), limit: input.limit });
-    const page = splitPage(rows, input.limit);
-    return { items: page.rows.map(serializeApiKey), count: total, next_cursor: page.next_cursor };
+    return pageOf(await listApiKeys(ctx.db, ownerOf(ctx), pageRequest(input)), input.limit, (rows) => rows.map(serializeApiKey));
   },
 });
 
@@ -60,14 +58,12 @@ export const create = defineAction({
 
 export const remove = defineAction({
   summary: 'Revoke an API key',
-  description:
-    'Revokes at once in the serving process; other processes stop accepting it within KEY_CACHE_TTL_SECONDS. Revoking a revoked key changes nothing.',
+  description: 'Revokes at once in the serving process; other processes stop accepting it within KEY_CACHE_TTL_SECONDS. Revoking a revoked key changes nothing.',
   id: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
     ownKeysOnly(ctx);
-    const row = await revokeApiKey(ctx.db, { userId: ownerOf(ctx), id });
-    if (!row) throw notFound('API key');
+    const row = found(await revokeApiKey(ctx.db, { userId: ownerOf(ctx), id }), 'API key');
     ctx.services.forgetApiKey(row.key_hash);
     return serializeApiKey(row);
   },

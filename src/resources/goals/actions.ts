@@ -3,9 +3,9 @@ import { z } from 'zod';
 import type { Database } from '../../db/schema.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
-import { agentNotFound, notFound } from '../errors.ts';
+import { agentNotFound, found, notFound } from '../errors.ts';
 import { present, presentAll } from '../owners.ts';
-import { decodeCursor, likePattern, splitPage } from '../pagination.ts';
+import { likePattern, pageOf, pageRequest } from '../pagination.ts';
 import { followRoadmap } from '../roadmaps/sync.ts';
 import { enforceActiveLimit, entersActiveScope, lockActiveScope } from './active-limit.ts';
 import { generate } from './generate.ts';
@@ -20,13 +20,9 @@ export const list = defineAction({
   readOnly: true,
   input: listInput,
   handler: async ({ input, ctx }) => {
-    const { rows, total } = await listGoals(
-      ctx.db,
-      { ownerId: ctx.scope.ownerId, agentId: input.agentId, status: input.status, pattern: input.search && likePattern(input.search) },
-      { after: decodeCursor(input.cursor), limit: input.limit },
-    );
-    const page = splitPage(rows, input.limit);
-    return { items: await presentAll(ctx, page.rows, serializeListedGoal), count: total, next_cursor: page.next_cursor };
+    const filter = { ownerId: ctx.scope.ownerId, agentId: input.agentId, status: input.status, pattern: input.search && likePattern(input.search) };
+    const listed = await listGoals(ctx.db, filter, pageRequest(input));
+    return pageOf(listed, input.limit, (rows) => presentAll(ctx, rows, serializeListedGoal));
   },
 });
 
@@ -36,16 +32,13 @@ export const get = defineAction({
   readOnly: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
-    const row = await findGoal(ctx.db, { ownerId: ctx.scope.ownerId, id });
-    if (!row) throw notFound('Goal');
-    return present(ctx, row, serializeFullGoal);
+    return present(ctx, found(await findGoal(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Goal'), serializeFullGoal);
   },
 });
 
 export const create = defineAction({
   summary: 'Create a goal',
-  description:
-    'An active goal beyond the active limit of its agent (or of the owner, for goals without an agent) deactivates the oldest active one, atomically.',
+  description: 'An active goal beyond the active limit of its agent (or of the owner, for goals without an agent) deactivates the oldest active one, atomically.',
   created: true,
   input: goalCreateInput,
   handler: async ({ input, ctx }) => {
@@ -57,16 +50,14 @@ export const create = defineAction({
 
 export const update = defineAction({
   summary: 'Update a goal',
-  description:
-    'A partial update. Activating a goal (or moving an active one to another agent) applies the active limit. Send `expected_updated_at` to fail with CONFLICT instead of overwriting a newer change.',
+  description: 'A partial update. Activating a goal (or moving an active one to another agent) applies the active limit. Send `expected_updated_at` to fail with CONFLICT instead of overwriting a newer change.',
   id: true,
   input: updateInput,
   handler: async ({ id, input, ctx }) => {
     const { expected_updated_at: expected, ...patch } = input;
     const row = await ctx.db.transaction().execute(async (trx) => {
       const lockedScope = await lockScopeFirst(trx, { ownerId: ctx.scope.ownerId, id }, patch);
-      const current = await lockGoal(trx, { ownerId: ctx.scope.ownerId, id });
-      if (!current) throw notFound('Goal');
+      const current = found(await lockGoal(trx, { ownerId: ctx.scope.ownerId, id }), 'Goal');
       if (expected !== undefined && new Date(expected).getTime() !== current.updated_at.getTime()) {
         throw new AppError({
           code: 'CONFLICT',
@@ -98,8 +89,7 @@ async function lockScopeFirst(
   patch: GoalPatch,
 ): Promise<string | null | undefined> {
   if (patch.status !== 'active' && patch.agent_id === undefined) return undefined;
-  const before = await goalScope(trx, target);
-  if (!before) throw notFound('Goal');
+  const before = found(await goalScope(trx, target), 'Goal');
   const agentId = patch.agent_id !== undefined ? patch.agent_id : before.agent_id;
   await lockActiveScope(trx, { ownerId: before.owner_id, agentId });
   return agentId;
@@ -111,16 +101,13 @@ export const remove = defineAction({
   id: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
-    const deleted = await deleteGoal(ctx.db, { ownerId: ctx.scope.ownerId, id });
-    if (!deleted) throw notFound('Goal');
-    return { id: deleted, deleted: true as const };
+    return { id: found(await deleteGoal(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Goal'), deleted: true as const };
   },
 });
 
 export const attach = defineAction({
   summary: 'Attach a goal to an agent',
-  description:
-    "Makes the goal the agent's lead-info preset. An agent has one attachment: an existing one is replaced, and its goal returned as `replaced_goal_id`. The goal and the agent must have the same owner.",
+  description: "Makes the goal the agent's lead-info preset. An agent has one attachment: an existing one is replaced, and its goal returned as `replaced_goal_id`. The goal and the agent must have the same owner.",
   input: attachInput,
   handler: async ({ input, ctx }) => {
     const attachment = await attachGoal(ctx.db, { goalId: input.goalId, agentId: input.agentId, ownerId: ctx.scope.ownerId });

@@ -2,7 +2,7 @@ import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { serializeActionItem } from '../action-items/model.ts';
 import { createActionItems } from '../action-items/queries.ts';
-import { notFound, notNodes } from '../errors.ts';
+import { found, notNodes } from '../errors.ts';
 import { present, presentAll } from '../owners.ts';
 import { roadmapFromSuggestion } from '../roadmaps/graph.ts';
 import { completeLinkedItems, completeNodes, followRoadmap, linkedNodeIds, saveRoadmap, withGoalLocked } from '../roadmaps/sync.ts';
@@ -15,8 +15,7 @@ import { suggestRoadmap } from './suggestions.ts';
 
 export const updateNode = defineAction({
   summary: 'Complete or reopen one roadmap node',
-  description:
-    "Sets the node's `completed`, recomputes the goal's progress (the share of completed nodes) and completes or reopens every action item linked to the node, in one transaction. A `node_id` the roadmap does not have is a VALIDATION_ERROR. Concurrent updates of different nodes of one goal all apply.",
+  description: "Sets the node's `completed`, recomputes the goal's progress (the share of completed nodes) and completes or reopens every action item linked to the node, in one transaction. A `node_id` the roadmap does not have is a VALIDATION_ERROR. Concurrent updates of different nodes of one goal all apply.",
   id: true,
   input: updateNodeInput,
   handler: async ({ id, input, ctx }) => {
@@ -34,8 +33,7 @@ export const updateNode = defineAction({
 
 export const convertNodes = defineAction({
   summary: 'Turn roadmap nodes into action items',
-  description:
-    "Creates one action item per incomplete node that no item is linked to yet — all of them, or those of `node_ids` — described by the node's label and linked to it, in roadmap order. Completed nodes and nodes already linked are skipped, so calling it again creates nothing new. A node id the roadmap does not have is a VALIDATION_ERROR. The items belong to the goal's owner.",
+  description: "Creates one action item per incomplete node that no item is linked to yet — all of them, or those of `node_ids` — described by the node's label and linked to it, in roadmap order. Completed nodes and nodes already linked are skipped, so calling it again creates nothing new. A node id the roadmap does not have is a VALIDATION_ERROR. The items belong to the goal's owner.",
   id: true,
   created: true,
   input: convertNodesInput,
@@ -72,8 +70,7 @@ export const generateRoadmap = defineAction({
   input: generateRoadmapInput,
   handler: async ({ id, input, ctx }) => {
     // NOT_FOUND before anything is asked of the provider.
-    const goal = await findGoal(ctx.db, { ownerId: ctx.scope.ownerId, id });
-    if (!goal) throw notFound('Goal');
+    const goal = found(await findGoal(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Goal');
     const roadmap = roadmapFromSuggestion(await suggestRoadmap(ctx, goal, input.instructions));
     const layers = new Set(roadmap.nodes.map((n) => n.position.x)).size;
     ctx.progress({ stage: 'layout', nodes: roadmap.nodes.length, edges: roadmap.edges.length, layers });

@@ -166,16 +166,43 @@ function adjacency(roadmap: GraphShape): Map<string, { target: string; index: nu
  * // → Map { 'a' → { x: 0, y: 0 }, 'b' → { x: 250, y: 0 } }
  */
 export function layoutRoadmap(roadmap: GraphShape): Map<string, { x: number; y: number }> {
+  const graph = neighboursOf(roadmap);
+  const topological = topologicalOrder(graph);
+  const layer = layerOf(graph, topological);
+  const layerCount = Math.max(0, ...[...layer.values()].map((l) => l + 1));
+  const layers: string[][] = Array.from({ length: layerCount }, () => []);
+  for (const id of topological) layers[layer.get(id)!]!.push(id);
+  orderWithinLayers(graph, layers, layer);
+
+  const tallest = Math.max(1, ...layers.map((nodes) => nodes.length));
+  const positions = new Map<string, { x: number; y: number }>();
+  layers.forEach((nodes, l) => {
+    const offset = (tallest - nodes.length) / 2;
+    nodes.forEach((id, i) => positions.set(id, { x: l * LAYER_SPACING, y: (i + offset) * NODE_SPACING }));
+  });
+  return positions;
+}
+
+interface Adjacency {
+  ids: string[];
+  order: Map<string, number>;
+  predecessors: Map<string, string[]>;
+  successors: Map<string, string[]>;
+}
+
+function neighboursOf(roadmap: GraphShape): Adjacency {
   const ids = roadmap.nodes.map((n) => n.id);
-  const order = new Map(ids.map((id, i) => [id, i]));
   const predecessors = new Map<string, string[]>(ids.map((id) => [id, []]));
   const successors = new Map<string, string[]>(ids.map((id) => [id, []]));
   for (const edge of roadmap.edges) {
     successors.get(edge.source)?.push(edge.target);
     predecessors.get(edge.target)?.push(edge.source);
   }
+  return { ids, order: new Map(ids.map((id, i) => [id, i])), predecessors, successors };
+}
 
-  // Kahn's algorithm, taking ready nodes in their given order: a stable topological order.
+/** Kahn's algorithm, taking ready nodes in their given order: a stable topological order. */
+function topologicalOrder({ ids, order, predecessors, successors }: Adjacency): string[] {
   const indegree = new Map(ids.map((id) => [id, predecessors.get(id)!.length]));
   const ready = ids.filter((id) => indegree.get(id) === 0);
   const topological: string[] = [];
@@ -189,7 +216,11 @@ export function layoutRoadmap(roadmap: GraphShape): Map<string, { x: number; y: 
     }
   }
   if (topological.length !== ids.length) throw new Error('layoutRoadmap: the graph has a cycle');
+  return topological;
+}
 
+/** Each node's layer: the longest path to it; a source pulled right to sit just before its nearest successor. */
+function layerOf({ predecessors, successors }: Adjacency, topological: string[]): Map<string, number> {
   const layer = new Map<string, number>();
   for (const id of topological) {
     layer.set(id, Math.max(0, ...predecessors.get(id)!.map((p) => layer.get(p)! + 1)));
@@ -200,11 +231,11 @@ export function layoutRoadmap(roadmap: GraphShape): Map<string, { x: number; y: 
       layer.set(id, Math.min(...next.map((s) => layer.get(s)!)) - 1);
     }
   }
+  return layer;
+}
 
-  const layerCount = Math.max(0, ...[...layer.values()].map((l) => l + 1));
-  const layers: string[][] = Array.from({ length: layerCount }, () => []);
-  for (const id of topological) layers[layer.get(id)!]!.push(id);
-
+/** Orders each layer by the barycentre of its neighbours, a few sweeps down and up, ties in the given order. */
+function orderWithinLayers({ predecessors, successors }: Adjacency, layers: string[][], layer: Map<string, number>): void {
   const index = new Map<string, number>();
   const renumber = (nodes: string[]) => nodes.forEach((id, i) => index.set(id, i));
   layers.forEach(renumber);
@@ -223,14 +254,6 @@ export function layoutRoadmap(roadmap: GraphShape): Map<string, { x: number; y: 
     for (let l = 1; l < layers.length; l++) reorder(layers[l]!, predecessors, (n) => n < l);
     for (let l = layers.length - 2; l >= 0; l--) reorder(layers[l]!, successors, (n) => n > l);
   }
-
-  const tallest = Math.max(1, ...layers.map((nodes) => nodes.length));
-  const positions = new Map<string, { x: number; y: number }>();
-  layers.forEach((nodes, l) => {
-    const offset = (tallest - nodes.length) / 2;
-    nodes.forEach((id, i) => positions.set(id, { x: l * LAYER_SPACING, y: (i + offset) * NODE_SPACING }));
-  });
-  return positions;
 }
 
 /**

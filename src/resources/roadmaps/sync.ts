@@ -2,7 +2,7 @@ import type { Transaction } from 'kysely';
 import { jsonb } from '../../db/json.ts';
 import type { ActionItemRow, Database, GoalRow, Roadmap } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
-import { notFound } from '../errors.ts';
+import { found } from '../errors.ts';
 import { syncReminders } from '../action-items/reminders.ts';
 import { changedCompletions } from './graph.ts';
 import { computeProgress } from './progress.ts';
@@ -61,12 +61,10 @@ export function withGoalLocked<T>(
     let ownerId = target.ownerId;
     if (ownerId === null) {
       const seen = await trx.selectFrom('goals').select('owner_id').where('id', '=', target.goalId).executeTakeFirst();
-      if (!seen) throw notFound('Goal');
-      ownerId = seen.owner_id;
+      ownerId = found(seen, 'Goal').owner_id;
     }
     const goal = (await lockGoals(trx, { ownerId, goalIds: [target.goalId], lock: 'roadmap' })).get(target.goalId);
-    if (!goal) throw notFound('Goal');
-    return work(trx, goal);
+    return work(trx, found(goal, 'Goal'));
   });
 }
 
