@@ -1,5 +1,5 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
-import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { z } from 'zod';
 import { plainJsonSchema, strictJsonSchema, withoutAddedNulls } from '../lib/json-schema.ts';
 import {
@@ -27,6 +27,21 @@ interface JsonTask {
   schemaName: string;
   schema: z.ZodType;
   messages: ChatCompletionMessageParam[];
+}
+
+/** Where a provider's requests go: the SDK's client, the model, and how long a stream may stall. */
+interface Upstream {
+  client: OpenAI;
+  model: string;
+  timeoutMs: number;
+}
+
+/** One request under way: what it sends, and what aborts it (the caller's signal or the watchdog). */
+interface Call {
+  client: OpenAI;
+  body: ChatCompletionCreateParamsNonStreaming;
+  signal: AbortSignal;
+  watchdog: Watchdog;
 }
 
 const GOAL_SYSTEM_PROMPT = `You configure goals for AI voice and chat agents that collect information from leads.
@@ -66,76 +81,99 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): AiProvider
     fetch: withoutRetryAfter,
   });
   const model = options.model;
-
-  /** Asks for JSON matching `task.schema`; answers it parsed, with the nulls strict mode added removed. */
-  async function completeJson(task: JsonTask, generation: GenerationOptions): Promise<unknown> {
-    // The SDK's timeout covers each attempt up to the response headers; after them this watchdog does,
-    // re-armed on every streamed chunk.
-    const watchdog = new AbortController();
-    const signal = AbortSignal.any([generation.signal, watchdog.signal]);
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => watchdog.abort(), options.timeoutMs);
-    };
-    const body = {
-      model,
-      temperature: GENERATION_TEMPERATURE,
-      messages: task.messages,
-      response_format: {
-        type: 'json_schema' as const,
-        json_schema: { name: task.schemaName, strict: true, schema: strictJsonSchema(task.schema) },
-      },
-    };
-    generation.onProgress({ stage: 'requesting', provider: 'openai', model });
-    let text = '';
-    try {
-      if (generation.stream) {
-        const { data: stream, response } = await client.chat.completions
-          .create({ ...body, stream: true }, { signal })
-          .withResponse();
-        arm();
-        if (!(response.headers.get('content-type') ?? '').includes('text/event-stream')) {
-          // A server that ignored `stream: true` and answered the whole completion at once.
-          text = contentOf(await response.json());
-        } else {
-          for await (const chunk of stream) {
-            arm();
-            const choice = chunk.choices?.[0];
-            if (choice?.delta?.refusal) throw refused(choice.delta.refusal);
-            const delta = choice?.delta?.content;
-            if (delta) {
-              text += delta;
-              generation.onProgress({ stage: 'generating', delta });
-            }
-          }
-          // The SDK ends the iteration quietly when the signal aborts; the answer is then incomplete.
-          if (signal.aborted) throw new Error('the stream was aborted');
-        }
-      } else {
-        const response = await client.chat.completions.create(body, { signal }).asResponse();
-        arm();
-        text = contentOf(await response.json());
-      }
-    } catch (error) {
-      throw upstreamFailure(error, { cancelled: generation.signal.aborted, stalled: watchdog.signal.aborted, timeoutMs: options.timeoutMs });
-    } finally {
-      clearTimeout(timer);
-    }
-    generation.onProgress({ stage: 'validating' });
-    return withoutAddedNulls(parseJson(text), plainJsonSchema(task.schema));
-  }
+  const complete = (task: JsonTask, generation: GenerationOptions) =>
+    completeJson({ client, model, timeoutMs: options.timeoutMs }, task, generation);
 
   return {
     name: 'openai',
     model,
     temperature: GENERATION_TEMPERATURE,
     suggestGoal: (request, generation) =>
-      completeJson({ schemaName: 'goal_suggestion', schema: request.schema, messages: goalMessages(request) }, generation),
+      complete({ schemaName: 'goal_suggestion', schema: request.schema, messages: goalMessages(request) }, generation),
     suggestRoadmap: (request, generation) =>
-      completeJson({ schemaName: 'goal_roadmap', schema: request.schema, messages: roadmapMessages(request) }, generation),
+      complete({ schemaName: 'goal_roadmap', schema: request.schema, messages: roadmapMessages(request) }, generation),
   };
 }
+
+/** Asks for JSON matching `task.schema`; answers it parsed, with the nulls strict mode added removed. */
+async function completeJson(upstream: Upstream, task: JsonTask, generation: GenerationOptions): Promise<unknown> {
+  // The SDK's timeout covers each attempt up to the response headers; after them this watchdog does,
+  // re-armed on every streamed chunk.
+  const watchdog = stallWatchdog(upstream.timeoutMs);
+  const signal = AbortSignal.any([generation.signal, watchdog.signal]);
+  const body: ChatCompletionCreateParamsNonStreaming = {
+    model: upstream.model,
+    temperature: GENERATION_TEMPERATURE,
+    messages: task.messages,
+    response_format: {
+      type: 'json_schema',
+      json_schema: { name: task.schemaName, strict: true, schema: strictJsonSchema(task.schema) },
+    },
+  };
+  generation.onProgress({ stage: 'requesting', provider: 'openai', model: upstream.model });
+  const call: Call = { client: upstream.client, body, signal, watchdog };
+  let text: string;
+  try {
+    text = generation.stream ? await streamedText(call, generation) : await wholeText(call);
+  } catch (error) {
+    throw upstreamFailure(error, { cancelled: generation.signal.aborted, stalled: watchdog.signal.aborted, timeoutMs: upstream.timeoutMs });
+  } finally {
+    watchdog.disarm();
+  }
+  generation.onProgress({ stage: 'validating' });
+  return withoutAddedNulls(parseJson(text), plainJsonSchema(task.schema));
+}
+
+/** The answer of a request that is not streamed. */
+async function wholeText({ client, body, signal, watchdog }: Call): Promise<string> {
+  const response = await client.chat.completions.create(body, { signal }).asResponse();
+  watchdog.arm();
+  return contentOf(await response.json());
+}
+
+/** The answer streamed, each chunk reported as progress. */
+async function streamedText({ client, body, signal, watchdog }: Call, generation: GenerationOptions): Promise<string> {
+  const { data: stream, response } = await client.chat.completions
+    .create({ ...body, stream: true }, { signal })
+    .withResponse();
+  watchdog.arm();
+  if (!(response.headers.get('content-type') ?? '').includes('text/event-stream')) {
+    // A server that ignored `stream: true` and answered the whole completion at once.
+    return contentOf(await response.json());
+  }
+  let text = '';
+  for await (const chunk of stream) {
+    watchdog.arm();
+    const choice = chunk.choices?.[0];
+    if (choice?.delta?.refusal) throw refused(choice.delta.refusal);
+    const delta = choice?.delta?.content;
+    if (delta) {
+      text += delta;
+      generation.onProgress({ stage: 'generating', delta });
+    }
+  }
+  // The SDK ends the iteration quietly when the signal aborts; the answer is then incomplete.
+  if (signal.aborted) throw new Error('the stream was aborted');
+  return text;
+}
+
+/** An abort signal that fires once `timeoutMs` pass after the latest `arm()`; `disarm()` stops it. */
+function stallWatchdog(timeoutMs: number) {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    signal: controller.signal,
+    arm() {
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(), timeoutMs);
+    },
+    disarm() {
+      clearTimeout(timer);
+    },
+  };
+}
+
+type Watchdog = ReturnType<typeof stallWatchdog>;
 
 const ROADMAP_SYSTEM_PROMPT = `You plan roadmaps for goals: the milestones that reach a goal, and which must come before which.
 Answer one JSON object matching the JSON schema you were given:

@@ -55,97 +55,140 @@ const CLOCK_SKEW_MS = 60_000;
  * @example const { payload } = await jwtVerify(token, remoteKeySet(new URL(url)), { algorithms: KEY_SET_ALGORITHMS });
  */
 export function remoteKeySet(url: URL, timing: KeySetTiming = KEY_SET_TIMING): JWTVerifyGetKey {
-  // Durations on the monotonic clock (a wall clock stepped back would stretch every window); the wall-clock time a
-  // set was asked for only to compare with a token's `iat`.
-  const now = () => performance.now();
-  let held: { keys: JWTVerifyGetKey; kids: Set<unknown>; askedAt: number; askedAtWall: number } | undefined;
-  let fetching: Promise<void> | undefined;
-  let failure: { until: number; cause: unknown } | undefined;
-  let lastFetchAt = -Infinity;
+  const keySet = new RemoteKeySet(url, timing);
+  return (header, token) => keySet.getKey(header, token);
+}
 
-  /** Fetches the set (one fetch at a time); never rejects: a failure is recorded in `failure`. */
-  function fetchSet(): Promise<void> {
-    fetching ??= (async () => {
-      const askedAt = (lastFetchAt = now());
-      const askedAtWall = Date.now();
-      try {
-        const response = await fetch(url, {
-          signal: AbortSignal.timeout(timing.timeoutMs), // the body's read included
-          redirect: 'manual',
-          headers: { accept: 'application/jwk-set+json, application/json' },
-        });
-        if (response.status !== 200) throw new Error(`GET ${url.href} answered ${response.status}`);
-        const jwks = (await response.json()) as JSONWebKeySet;
-        // createLocalJWKSet checks the shape (JWKSInvalid): a set that is not one is a failed fetch. The set counts as
-        // of when it was asked for: a token that arrived while it was on its way may be newer than the answer.
-        held = { keys: createLocalJWKSet(jwks), kids: new Set(jwks.keys.map((key) => key.kid)), askedAt, askedAtWall };
-        failure = undefined;
-      } catch (cause) {
-        failure = { until: now() + timing.retryMs, cause };
-      }
-    })().finally(() => {
-      fetching = undefined; // after the assignment above, even if the body threw before its first await
-    });
-    return fetching;
+type ProtectedHeader = Parameters<JWTVerifyGetKey>[0];
+type Token = Parameters<JWTVerifyGetKey>[1];
+
+/** A fetched key set, as of when it was asked for. */
+interface HeldSet {
+  keys: JWTVerifyGetKey;
+  kids: Set<unknown>;
+  askedAt: number;
+  askedAtWall: number;
+}
+
+// Durations on the monotonic clock (a wall clock stepped back would stretch every window); the wall-clock time a
+// set was asked for only to compare with a token's `iat`.
+const now = () => performance.now();
+
+/** The state behind `remoteKeySet`: the set held, the fetch under way, and the last failure. */
+class RemoteKeySet {
+  private held: HeldSet | undefined;
+  private fetching: Promise<void> | undefined;
+  private failure: { until: number; cause: unknown } | undefined;
+  private lastFetchAt = -Infinity;
+
+  constructor(
+    private readonly url: URL,
+    private readonly timing: KeySetTiming,
+  ) {}
+
+  async getKey(header: ProtectedHeader, token: Token) {
+    const started = now();
+    if (!this.usable()) {
+      if (this.mayFetch()) await this.fetchSet();
+      if (!this.usable()) throw this.away();
+    } else if (now() - this.held!.askedAt > this.timing.maxAgeMs && this.mayFetch()) {
+      void this.fetchSet();
+    }
+    const set = this.held!;
+    try {
+      return await set.keys(header, token);
+    } catch (error) {
+      if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
+      return await this.keyNotInSet(set, header, token, error, started);
+    }
   }
 
-  const mayFetch = () => failure === undefined || now() >= failure.until;
-  const usable = () => held !== undefined && now() - held.askedAt <= timing.maxAgeMs + timing.maxStaleMs;
-  const unavailable = (message: string, retryAt: number, cause: unknown) =>
-    new AppError({
+  /**
+   * A token whose key `set` has no match for: the key from a set fetched again if the key id may be one published
+   * since, else the answer the doc comment of `remoteKeySet` gives (INVALID_TOKEN or SERVICE_UNAVAILABLE).
+   */
+  private async keyNotInSet(set: HeldSet, header: ProtectedHeader, token: Token, error: unknown, started: number) {
+    // Only a key id the set lacks may be a key published since; one it has (with another algorithm, key type,
+    // use…), or none at all, is the token's affair.
+    if (typeof header.kid !== 'string' || set.kids.has(header.kid)) throw error;
+    if (set.askedAt >= started) throw error; // asked for after this token arrived: the key is not published
+    // Fetch the set again (or wait for the fetch under way), at most once per cooldown.
+    if (this.fetching || (now() - this.lastFetchAt >= this.timing.cooldownMs && this.mayFetch())) {
+      await (this.fetching ?? this.fetchSet());
+      if (this.held !== set) {
+        set = this.held!;
+        try {
+          return await set.keys(header, token);
+        } catch (again) {
+          // Asked for after this token arrived, it decides; asked for before, the token is judged as below.
+          if (!(again instanceof errors.JWKSNoMatchingKey) || set.askedAt >= started) throw again;
+        }
+      }
+    }
+    if (!this.mayFetch()) throw this.away(); // the fetch failed, now or a moment ago: nobody can tell
+    if (signedAfter(token, set.askedAtWall - CLOCK_SKEW_MS)) {
+      throw this.unavailable(
+        'The session token names a key the identity provider may have just published; try again shortly',
+        this.lastFetchAt + this.timing.cooldownMs,
+        error,
+      );
+    }
+    throw error;
+  }
+
+  /** Fetches the set (one fetch at a time); never rejects: a failure is recorded in `failure`. */
+  private fetchSet(): Promise<void> {
+    this.fetching ??= this.load().finally(() => {
+      this.fetching = undefined; // after the assignment above, even if `load` threw before its first await
+    });
+    return this.fetching;
+  }
+
+  /** One fetch: the set it answers becomes `held`, or its failure `failure`. */
+  private async load(): Promise<void> {
+    const askedAt = (this.lastFetchAt = now());
+    const askedAtWall = Date.now();
+    try {
+      const response = await fetch(this.url, {
+        signal: AbortSignal.timeout(this.timing.timeoutMs), // the body's read included
+        redirect: 'manual',
+        headers: { accept: 'application/jwk-set+json, application/json' },
+      });
+      if (response.status !== 200) throw new Error(`GET ${this.url.href} answered ${response.status}`);
+      const jwks = (await response.json()) as JSONWebKeySet;
+      // createLocalJWKSet checks the shape (JWKSInvalid): a set that is not one is a failed fetch. The set counts as
+      // of when it was asked for: a token that arrived while it was on its way may be newer than the answer.
+      this.held = { keys: createLocalJWKSet(jwks), kids: new Set(jwks.keys.map((key) => key.kid)), askedAt, askedAtWall };
+      this.failure = undefined;
+    } catch (cause) {
+      this.failure = { until: now() + this.timing.retryMs, cause };
+    }
+  }
+
+  private mayFetch(): boolean {
+    return this.failure === undefined || now() >= this.failure.until;
+  }
+
+  private usable(): boolean {
+    return this.held !== undefined && now() - this.held.askedAt <= this.timing.maxAgeMs + this.timing.maxStaleMs;
+  }
+
+  private unavailable(message: string, retryAt: number, cause: unknown): AppError {
+    return new AppError({
       code: 'SERVICE_UNAVAILABLE',
       message,
       headers: { 'Retry-After': String(Math.max(1, Math.ceil((retryAt - now()) / 1000))) },
       cause,
     });
-  const away = () =>
-    unavailable(
-      "The identity provider's key set (JWT_JWKS_URL) cannot be fetched; try again shortly",
-      failure?.until ?? now() + timing.retryMs,
-      failure?.cause,
-    );
+  }
 
-  return async (header, token) => {
-    const started = now();
-    if (!usable()) {
-      if (mayFetch()) await fetchSet();
-      if (!usable()) throw away();
-    } else if (now() - held!.askedAt > timing.maxAgeMs && mayFetch()) {
-      void fetchSet();
-    }
-    let set = held!;
-    try {
-      return await set.keys(header, token);
-    } catch (error) {
-      if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
-      // Only a key id the set lacks may be a key published since; one it has (with another algorithm, key type,
-      // use…), or none at all, is the token's affair.
-      if (typeof header.kid !== 'string' || set.kids.has(header.kid)) throw error;
-      if (set.askedAt >= started) throw error; // asked for after this token arrived: the key is not published
-      // Fetch the set again (or wait for the fetch under way), at most once per cooldown.
-      if (fetching || (now() - lastFetchAt >= timing.cooldownMs && mayFetch())) {
-        await (fetching ?? fetchSet());
-        if (held !== set) {
-          set = held!;
-          try {
-            return await set.keys(header, token);
-          } catch (again) {
-            // Asked for after this token arrived, it decides; asked for before, the token is judged as below.
-            if (!(again instanceof errors.JWKSNoMatchingKey) || set.askedAt >= started) throw again;
-          }
-        }
-      }
-      if (!mayFetch()) throw away(); // the fetch failed, now or a moment ago: nobody can tell
-      if (signedAfter(token, set.askedAtWall - CLOCK_SKEW_MS)) {
-        throw unavailable(
-          'The session token names a key the identity provider may have just published; try again shortly',
-          lastFetchAt + timing.cooldownMs,
-          error,
-        );
-      }
-      throw error;
-    }
-  };
+  private away(): AppError {
+    return this.unavailable(
+      "The identity provider's key set (JWT_JWKS_URL) cannot be fetched; try again shortly",
+      this.failure?.until ?? now() + this.timing.retryMs,
+      this.failure?.cause,
+    );
+  }
 }
 
 /** Whether a token says it was issued after `at` (its `iat`; not yet verified, so it decides only this token's answer). */

@@ -37,21 +37,53 @@ export interface RateLimitVerdict {
  */
 export function createRateLimiter(options: RateLimitOptions) {
   const common = { points: options.perMinute, duration: 60, keyPrefix: options.keyPrefix ?? 'rl' };
-  let redis: Redis | undefined;
-  let limiter: RateLimiterAbstract;
   const insuranceLimiter = new RateLimiterMemory(common);
+  const { limiter, redis } = storeLimiter(options, common, insuranceLimiter);
+
+  return {
+    /** Counts one request for `key`; throws RATE_LIMIT_EXCEEDED (with Retry-After) past the limit. */
+    async consume(key: string): Promise<RateLimitVerdict> {
+      try {
+        const res = await limiter.consume(key, 1);
+        return verdict(res, options.perMinute);
+      } catch (error) {
+        if (error instanceof RateLimiterRes) throw exceeded(options, verdict(error, options.perMinute));
+        throw error;
+      }
+    },
+    /**
+     * Resolves once the shared store can count (Redis connected), or after `timeoutMs` if it cannot yet: until then the
+     * in-memory insurance limiter answers, and its counts are this process's alone. The server waits for it before it
+     * listens, so that a fresh process's first requests count against the shared budget.
+     */
+    async ready(timeoutMs = 5_000): Promise<boolean> {
+      if (!redis || redis.status === 'ready') return true;
+      return redisReady(redis, timeoutMs);
+    },
+    async close(): Promise<void> {
+      redis?.disconnect();
+    },
+  };
+}
+
+type LimiterOptions = { points: number; duration: number; keyPrefix: string };
+
+/** The limiter of `options.store`, with `insuranceLimiter` behind a shared one; and the Redis client it opened. */
+function storeLimiter(
+  options: RateLimitOptions,
+  common: LimiterOptions,
+  insuranceLimiter: RateLimiterMemory,
+): { limiter: RateLimiterAbstract; redis?: Redis } {
   switch (options.store) {
     case 'memory':
-      limiter = insuranceLimiter;
-      break;
+      return { limiter: insuranceLimiter };
     case 'redis': {
       if (!options.redisUrl) throw new Error('the redis rate-limit store needs REDIS_URL');
-      redis = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+      const redis = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
       redis.on('error', () => {
         // ioredis reconnects by itself; the insurance limiter answers meanwhile.
       });
-      limiter = new RateLimiterRedis({ ...common, storeClient: redis, insuranceLimiter });
-      break;
+      return { limiter: new RateLimiterRedis({ ...common, storeClient: redis, insuranceLimiter }), redis };
     }
     case 'postgres': {
       if (!options.sql) throw new Error('the postgres rate-limit store needs the database client');
@@ -63,7 +95,7 @@ export function createRateLimiter(options: RateLimitOptions) {
           return { rows, rowCount: rows.count };
         },
       };
-      limiter = new RateLimiterPostgres({
+      const limiter = new RateLimiterPostgres({
         ...common,
         storeClient,
         storeType: 'pool',
@@ -71,51 +103,31 @@ export function createRateLimiter(options: RateLimitOptions) {
         tableCreated: true,
         insuranceLimiter,
       });
-      break;
+      return { limiter };
     }
   }
+}
 
-  return {
-    /** Counts one request for `key`; throws RATE_LIMIT_EXCEEDED (with Retry-After) past the limit. */
-    async consume(key: string): Promise<RateLimitVerdict> {
-      try {
-        const res = await limiter.consume(key, 1);
-        return verdict(res, options.perMinute);
-      } catch (error) {
-        if (error instanceof RateLimiterRes) {
-          const v = verdict(error, options.perMinute);
-          throw new AppError({
-            code: 'RATE_LIMIT_EXCEEDED',
-            message: `Rate limit of ${options.perMinute} ${options.what ?? 'requests'} per minute exceeded; retry in ${v.resetSeconds} s`,
-            headers: { 'Retry-After': String(v.resetSeconds), ...rateLimitHeaders(v) },
-          });
-        }
-        throw error;
-      }
-    },
-    /**
-     * Resolves once the shared store can count (Redis connected), or after `timeoutMs` if it cannot yet: until then the
-     * in-memory insurance limiter answers, and its counts are this process's alone. The server waits for it before it
-     * listens, so that a fresh process's first requests count against the shared budget.
-     */
-    async ready(timeoutMs = 5_000): Promise<boolean> {
-      if (!redis || redis.status === 'ready') return true;
-      const client = redis;
-      return new Promise<boolean>((resolve) => {
-        const done = (ok: boolean) => {
-          clearTimeout(timer);
-          client.off('ready', onReady);
-          resolve(ok);
-        };
-        const onReady = () => done(true);
-        const timer = setTimeout(() => done(false), timeoutMs);
-        client.once('ready', onReady);
-      });
-    },
-    async close(): Promise<void> {
-      redis?.disconnect();
-    },
-  };
+function exceeded(options: RateLimitOptions, v: RateLimitVerdict): AppError {
+  return new AppError({
+    code: 'RATE_LIMIT_EXCEEDED',
+    message: `Rate limit of ${options.perMinute} ${options.what ?? 'requests'} per minute exceeded; retry in ${v.resetSeconds} s`,
+    headers: { 'Retry-After': String(v.resetSeconds), ...rateLimitHeaders(v) },
+  });
+}
+
+/** Whether `client` got connected within `timeoutMs`. */
+function redisReady(client: Redis, timeoutMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    client.once('ready', onReady);
+  });
 }
 
 function verdict(res: RateLimiterRes, limit: number): RateLimitVerdict {
