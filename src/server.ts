@@ -11,7 +11,7 @@ import { openDatabase } from './db/client.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger } from './logger.ts';
 import { createUserWithKey } from './resources/users/queries.ts';
-import { createWebSocketHub } from './websocket.ts';
+import { createWebSocketHub } from './http/websocket.ts';
 
 const LAST_USED_FLUSH_MS = 30_000;
 

@@ -20,8 +20,6 @@ const LAYERS: [prefix: string, layer: string, rank: number][] = [
   ['src/resources/', 'resources', 5],
   ['src/jobs/', 'jobs', 6],
   ['src/http/', 'http', 7],
-  ['src/websocket.ts', 'http', 7],
-  ['src/body-limit.ts', 'http', 7],
   ['src/app.ts', 'app', 8],
   ['src/server.ts', 'app', 9],
   ['src/cli.ts', 'app', 9],

@@ -4,7 +4,7 @@ import { createApp } from '../src/app.ts';
 import { createRateLimiter } from '../src/auth/rate-limit.ts';
 import { createLogger } from '../src/logger.ts';
 import { listen } from '../src/server.ts';
-import { createWebSocketHub } from '../src/websocket.ts';
+import { createWebSocketHub } from '../src/http/websocket.ts';
 import { createOpenAiProvider } from '../src/ai/openai.ts';
 import type { AiProvider } from '../src/ai/provider.ts';
 import { checkGraph, LAYER_SPACING } from '../src/resources/roadmaps/graph.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_IN_FLIGHT } from '../src/websocket.ts';
+import { MAX_IN_FLIGHT } from '../src/http/websocket.ts';
 import { createHarness, expectError, TEST_SERVICE_KEY, type Harness } from './support/harness.ts';
 import { WsClient, type Frame } from './support/ws-client.ts';
 

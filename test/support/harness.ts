@@ -11,7 +11,7 @@ import { createLogger } from '../../src/logger.ts';
 import { listen } from '../../src/server.ts';
 import type { Services } from '../../src/rpc/context.ts';
 import { createUserWithKey } from '../../src/resources/users/queries.ts';
-import { createWebSocketHub } from '../../src/websocket.ts';
+import { createWebSocketHub } from '../../src/http/websocket.ts';
 
 export const TEST_JWT_SECRET = 'test-jwt-secret-that-is-at-least-32-characters';
 export const TEST_SERVICE_KEY = 'test-service-key-that-is-at-least-32-characters';

@@ -3,13 +3,12 @@ import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import type { WSContext } from 'hono/ws';
 import { z } from 'zod';
-import type { Authenticator } from './auth/authenticate.ts';
-import type { RateLimiter, RateLimitVerdict } from './auth/rate-limit.ts';
-import type { Logger } from './logger.ts';
-import type { Principal } from './rpc/context.ts';
-import { prepare, type DispatchDeps } from './rpc/dispatch.ts';
-import { AppError, errorEnvelope, logFailure, toAppError, validationError } from './rpc/errors.ts';
-import { uuid } from './lib/zod.ts';
+import type { RateLimitVerdict } from '../auth/rate-limit.ts';
+import { uuid } from '../lib/zod.ts';
+import type { Logger } from '../logger.ts';
+import { prepare } from '../rpc/dispatch.ts';
+import { AppError, errorEnvelope, logFailure, toAppError, validationError } from '../rpc/errors.ts';
+import { admit, headerCredentials, type Admitted, type AdmissionDeps, type Credentials } from './admission.ts';
 
 // The invoke protocol over one WebSocket (`GET /v1/ws`). After authenticating — the upgrade's
 // `Authorization`/`X-API-Key` header, or a first `{"type":"auth","token":…}` frame — a client sends
@@ -17,11 +16,11 @@ import { uuid } from './lib/zod.ts';
 // `{ request_id, type: "progress", … }` frames and exactly one `{ request_id, type: "result", success,
 // status, data | error }`. Several requests may be in flight at once; their answers interleave.
 //
-// Each request goes through what an HTTP call goes through — the credentials checked again (cached, so
-// a revoked key or an expired token stops working on an open socket too), one point of the
-// credential's rate limit, then `prepare` and `run` of the dispatcher — and fails with the same error
-// envelope. Frames that are not requests (binary, too big, not JSON, no `request_id`) get an
-// `{ type: "error", request_id: null, success: false, error }` frame; the socket stays open.
+// Each request goes through the admission step of HTTP (admission.ts) — the credentials checked again (cached,
+// so a revoked key or an expired token stops working on an open socket too), one point of the credential's
+// rate limit, then `prepare` and `run` of the dispatcher — and fails with the same error envelope.
+// Frames that are not requests (binary, too big, not JSON, no `request_id`) get an `{ type: "error",
+// request_id: null, success: false, error }` frame (and, on an authenticated socket, cost a point as well); the socket stays open.
 
 /** Requests one socket may have in flight; beyond, RATE_LIMIT_EXCEEDED until one finishes. */
 export const MAX_IN_FLIGHT = 32;
@@ -46,12 +45,6 @@ const authFrame = z.strictObject({
   user_id: uuid().optional().describe('With the service key: the user to act as (the `x-user-id` header of HTTP).'),
   request_id: requestIdSchema.optional(),
 });
-
-interface Credentials {
-  authorization?: string;
-  apiKey?: string;
-  userId?: string;
-}
 
 interface Session {
   socket: WSContext;
@@ -97,10 +90,7 @@ export function createWebSocketHub() {
 
 export type WebSocketHub = ReturnType<typeof createWebSocketHub>;
 
-export interface WebSocketDeps {
-  dispatch: DispatchDeps;
-  authenticator: Authenticator;
-  rateLimiter: RateLimiter;
+export interface WebSocketDeps extends AdmissionDeps {
   logger: Logger;
   /** The largest text frame accepted (the HTTP body limit); larger ones get PAYLOAD_TOO_LARGE. */
   maxFrameBytes: number;
@@ -113,47 +103,18 @@ export interface WebSocketDeps {
  */
 export function webSocketRoute(deps: WebSocketDeps): MiddlewareHandler {
   return upgradeWebSocket(async (c) => {
-    const headers: Credentials = {
-      authorization: c.req.header('authorization'),
-      apiKey: c.req.header('x-api-key'),
-      userId: c.req.header('x-user-id'),
-    };
+    const headers = headerCredentials(c.req);
     const sentCredentials = headers.authorization !== undefined || headers.apiKey !== undefined;
     // Checked before the upgrade; a refusal is answered as the socket's first frame, then it closes.
-    let refusal: AppError | undefined;
-    if (sentCredentials) {
-      try {
-        await deps.authenticator.authenticate(headers);
-      } catch (error) {
-        refusal = toAppError(error);
-      }
-    }
+    const refusal = sentCredentials ? await refusalOf(deps, headers) : undefined;
     let session: Session | undefined;
     return {
       onOpen: (_event, socket) => {
         session = { socket, credentials: null, inFlight: new Map(), admission: Promise.resolve(), closed: false };
         deps.hub.add(session);
-        if (refusal) {
-          send(session, { type: 'error', request_id: null, ...envelope(refusal) });
-          if (refusal.code === 'SERVICE_UNAVAILABLE') socket.close(CLOSE_TRY_AGAIN_LATER, 'credentials could not be checked');
-          else socket.close(CLOSE_POLICY, 'credentials refused');
-          return;
-        }
-        if (sentCredentials) {
-          session.credentials = headers;
-        } else {
-          const s = session;
-          s.authTimer = setTimeout(() => {
-            if (s.credentials || s.closed) return;
-            send(s, {
-              type: 'error',
-              request_id: null,
-              ...envelope(new AppError({ code: 'UNAUTHORIZED', message: `No credentials within ${AUTH_TIMEOUT_MS / 1000} s` })),
-            });
-            socket.close(CLOSE_POLICY, 'authentication timeout');
-          }, AUTH_TIMEOUT_MS);
-          s.authTimer.unref();
-        }
+        if (refusal) refuse(session, refusal);
+        else if (sentCredentials) session.credentials = headers;
+        else startAuthTimer(session);
       },
       onMessage: (event) => {
         if (!session || session.closed) return;
@@ -173,6 +134,37 @@ export function webSocketRoute(deps: WebSocketDeps): MiddlewareHandler {
   });
 }
 
+/** Why the upgrade's credentials are refused, if they are. */
+async function refusalOf(deps: WebSocketDeps, credentials: Credentials): Promise<AppError | undefined> {
+  try {
+    await deps.authenticator.authenticate(credentials);
+    return undefined;
+  } catch (error) {
+    return toAppError(error);
+  }
+}
+
+/** Answers the refusal of the upgrade's credentials as the first frame, then closes the socket. */
+function refuse(session: Session, refusal: AppError): void {
+  send(session, { type: 'error', request_id: null, ...envelope(refusal) });
+  if (refusal.code === 'SERVICE_UNAVAILABLE') session.socket.close(CLOSE_TRY_AGAIN_LATER, 'credentials could not be checked');
+  else session.socket.close(CLOSE_POLICY, 'credentials refused');
+}
+
+/** A socket opened without credentials has `AUTH_TIMEOUT_MS` to send an auth frame. */
+function startAuthTimer(session: Session): void {
+  session.authTimer = setTimeout(() => {
+    if (session.credentials || session.closed) return;
+    send(session, {
+      type: 'error',
+      request_id: null,
+      ...envelope(new AppError({ code: 'UNAUTHORIZED', message: `No credentials within ${AUTH_TIMEOUT_MS / 1000} s` })),
+    });
+    session.socket.close(CLOSE_POLICY, 'authentication timeout');
+  }, AUTH_TIMEOUT_MS);
+  session.authTimer.unref();
+}
+
 /** A frame refused before it is known to be a request: its answer has no request id. */
 class FrameError extends Error {
   constructor(readonly appError: AppError) {
@@ -185,77 +177,52 @@ async function onFrame(deps: WebSocketDeps, session: Session, raw: unknown): Pro
   try {
     frame = decode(raw, deps.maxFrameBytes);
   } catch (error) {
-    const appError = error instanceof FrameError ? error.appError : toAppError(error);
-    // A frame of an authenticated socket counts against the limit like any HTTP request, good or bad.
-    const limited = session.credentials ? await consumeQuietly(deps, session) : undefined;
-    send(session, { type: 'error', request_id: null, ...envelope(limited ?? appError) });
+    await refuseFrame(deps, session, error instanceof FrameError ? error.appError : toAppError(error));
     return;
   }
-
   if (frame.type === 'auth') {
-    await admit(session, () => authenticateFrame(deps, session, frame));
+    await inFrameOrder(session, () => authenticateFrame(deps, session, frame));
     return;
   }
-
   const requestId = requestIdSchema.safeParse(frame.request_id);
   if (!requestId.success) {
-    const error =
+    await refuseFrame(
+      deps,
+      session,
       frame.request_id === undefined
         ? new AppError({
             code: 'VALIDATION_ERROR',
             message: 'request_id: required, a string (1–200 characters) or an integer, echoed in every answer',
             details: [{ path: ['request_id'], message: 'required', type: 'invalid_type' }],
           })
-        : validationError(requestId.error.issues, ['request_id']);
-    const limited = session.credentials ? await consumeQuietly(deps, session) : undefined;
-    send(session, { type: 'error', request_id: null, ...envelope(limited ?? error) });
+        : validationError(requestId.error.issues, ['request_id']),
+    );
     return;
   }
-  const id = requestId.data;
-  const serverRequestId = randomUUID();
-  const result = (answer: AppError | { status: number; data: unknown }, rateLimit?: RateLimitVerdict) =>
-    send(session, {
-      request_id: id,
-      type: 'result',
-      ...(answer instanceof AppError ? envelope(answer, serverRequestId) : { success: true, status: answer.status, data: answer.data }),
-      // The RateLimit-* headers of HTTP, as a field.
-      ...(rateLimit && { rate_limit: { limit: rateLimit.limit, remaining: rateLimit.remaining, reset: rateLimit.resetSeconds } }),
-    });
+  await onRequest(deps, session, frame, requestId.data);
+}
 
-  if (session.inFlight.has(id)) {
-    result(new AppError({ code: 'VALIDATION_ERROR', message: `request_id ${JSON.stringify(id)} is already in flight on this socket` }));
-    return;
-  }
-  if (session.inFlight.size >= MAX_IN_FLIGHT) {
-    result(new AppError({ code: 'RATE_LIMIT_EXCEEDED', message: `At most ${MAX_IN_FLIGHT} requests may be in flight on one socket` }));
-    return;
-  }
+/** Answers a frame that is not a request; on an authenticated socket it counts against the limit like any HTTP request. */
+async function refuseFrame(deps: WebSocketDeps, session: Session, error: AppError): Promise<void> {
+  const limited = session.credentials ? await consumeQuietly(deps, session) : undefined;
+  send(session, { type: 'error', request_id: null, ...envelope(limited ?? error) });
+}
+
+/** A request frame: admitted in frame order, then prepared and run beside the others in flight. */
+async function onRequest(deps: WebSocketDeps, session: Session, frame: Record<string, unknown>, id: RequestId): Promise<void> {
+  const serverRequestId = randomUUID();
+  const result = resultSender(session, id, serverRequestId);
+  const refusal = inFlightRefusal(session, id);
+  if (refusal) return result(refusal);
   const controller = new AbortController();
   session.inFlight.set(id, controller);
   let verdict: RateLimitVerdict | undefined;
   try {
     if (deps.hub.draining) throw new AppError({ code: 'SERVICE_UNAVAILABLE', message: 'The server is shutting down; reconnect' });
     // Admission in frame order: an auth frame sent just before takes effect first.
-    const principal = await admit(session, async (): Promise<Principal> => {
-      if (!session.credentials) {
-        throw new AppError({
-          code: 'UNAUTHORIZED',
-          message: 'Authenticate first: an Authorization or X-API-Key header on the upgrade, or a {"type":"auth","token":"…"} frame',
-        });
-      }
-      const who = await deps.authenticator.authenticate(session.credentials);
-      verdict = await deps.rateLimiter.consume(who.credentialId);
-      return who;
-    });
-    const { request_id: _id, type, ...envelopeFields } = frame;
-    if (type !== undefined && type !== 'request') {
-      throw new AppError({
-        code: 'VALIDATION_ERROR',
-        message: 'type: a frame is "auth", or a request (type omitted or "request")',
-        details: [{ path: ['type'], message: 'expected "auth" or "request"', type: 'invalid_value' }],
-      });
-    }
-    const call = await prepare(deps.dispatch, principal, envelopeFields);
+    const admitted = await inFrameOrder(session, () => admitFrame(deps, session));
+    verdict = admitted.verdict;
+    const call = await prepare(deps.dispatch, admitted.principal, requestEnvelope(frame));
     const answer = await call.run({
       signal: controller.signal,
       onProgress: (progress) => send(session, { ...progress, request_id: id, type: 'progress' }),
@@ -274,6 +241,53 @@ async function onFrame(deps: WebSocketDeps, session: Session, raw: unknown): Pro
   } finally {
     session.inFlight.delete(id);
   }
+}
+
+/** Sends the one `result` frame of a request: the success or error envelope, and the `rate_limit` when counted. */
+function resultSender(session: Session, id: RequestId, serverRequestId: string) {
+  return (answer: AppError | { status: number; data: unknown }, rateLimit?: RateLimitVerdict) =>
+    send(session, {
+      request_id: id,
+      type: 'result',
+      ...(answer instanceof AppError ? envelope(answer, serverRequestId) : { success: true, status: answer.status, data: answer.data }),
+      // The RateLimit-* headers of HTTP, as a field.
+      ...(rateLimit && { rate_limit: { limit: rateLimit.limit, remaining: rateLimit.remaining, reset: rateLimit.resetSeconds } }),
+    });
+}
+
+/** Why a request cannot be taken on this socket now: its id is in use, or too many are in flight. */
+function inFlightRefusal(session: Session, id: RequestId): AppError | undefined {
+  if (session.inFlight.has(id)) {
+    return new AppError({ code: 'VALIDATION_ERROR', message: `request_id ${JSON.stringify(id)} is already in flight on this socket` });
+  }
+  if (session.inFlight.size >= MAX_IN_FLIGHT) {
+    return new AppError({ code: 'RATE_LIMIT_EXCEEDED', message: `At most ${MAX_IN_FLIGHT} requests may be in flight on one socket` });
+  }
+  return undefined;
+}
+
+/** The shared admission step with the socket's credentials; UNAUTHORIZED when it has none yet. */
+async function admitFrame(deps: WebSocketDeps, session: Session): Promise<Admitted> {
+  if (!session.credentials) {
+    throw new AppError({
+      code: 'UNAUTHORIZED',
+      message: 'Authenticate first: an Authorization or X-API-Key header on the upgrade, or a {"type":"auth","token":"…"} frame',
+    });
+  }
+  return admit(deps, session.credentials);
+}
+
+/** A request frame without its `request_id` and `type`: the invoke envelope. */
+function requestEnvelope(frame: Record<string, unknown>): Record<string, unknown> {
+  const { request_id: _id, type, ...envelopeFields } = frame;
+  if (type !== undefined && type !== 'request') {
+    throw new AppError({
+      code: 'VALIDATION_ERROR',
+      message: 'type: a frame is "auth", or a request (type omitted or "request")',
+      details: [{ path: ['type'], message: 'expected "auth" or "request"', type: 'invalid_value' }],
+    });
+  }
+  return envelopeFields;
 }
 
 /** Text → the frame object, or a FrameError saying why not. */
@@ -328,7 +342,7 @@ async function authenticateFrame(deps: WebSocketDeps, session: Session, frame: R
 }
 
 /** Runs `step` after every frame admitted before it. */
-function admit<T>(session: Session, step: () => Promise<T>): Promise<T> {
+function inFrameOrder<T>(session: Session, step: () => Promise<T>): Promise<T> {
   const run = session.admission.then(step);
   session.admission = run.then(
     () => undefined,
@@ -340,10 +354,7 @@ function admit<T>(session: Session, step: () => Promise<T>): Promise<T> {
 /** One point for a frame that is not a request; the 429 if that was one too many, else nothing. */
 async function consumeQuietly(deps: WebSocketDeps, session: Session): Promise<AppError | undefined> {
   try {
-    await admit(session, async () => {
-      const who = await deps.authenticator.authenticate(session.credentials!);
-      await deps.rateLimiter.consume(who.credentialId);
-    });
+    await inFrameOrder(session, () => admit(deps, session.credentials!));
     return undefined;
   } catch (error) {
     const appError = toAppError(error);

@@ -6,8 +6,8 @@ import { bodyLimit as countingBodyLimit } from 'hono/body-limit';
  *
  * Hono's middleware starts with `c.req.raw.body`. Under @hono/node-server that getter turns the
  * lightweight request into a full WHATWG `Request` with a web `ReadableStream` over the socket, for every
- * request, and the body is then read through that stream rather than node-server's direct read: about a
- * fifth of the CPU of a `goals.get` in the profile (`npm run bench -- --cpu-prof DIR`).
+ * request, and the body is then read through that stream rather than node-server's direct read: a large share
+ * of a `goals.get`'s CPU (docs/performance.md, The body limit).
  *
  * A request that declares its length (Content-Length without Transfer-Encoding; Node's HTTP parser holds
  * the body to that length) is judged on the header alone — exactly what hono's middleware does for it
