@@ -58,21 +58,7 @@ export async function startServer(config: Config) {
     jwtAudience: config.JWT_AUDIENCE,
     serviceKey: config.SERVICE_KEY,
   });
-  const rateLimiter = createRateLimiter({
-    perMinute: config.RATE_LIMIT_PER_MINUTE,
-    store: config.RATE_LIMIT_STORE,
-    sql: database.sql,
-    redisUrl: config.REDIS_URL,
-  });
-  // goals.generate: a per-user budget on top of the general limit, in the same store under its own prefix.
-  const generateRateLimiter = createRateLimiter({
-    perMinute: config.GENERATE_RATE_LIMIT_PER_MINUTE,
-    store: config.RATE_LIMIT_STORE,
-    sql: database.sql,
-    redisUrl: config.REDIS_URL,
-    keyPrefix: 'rl-generate',
-    what: 'generations',
-  });
+  const { rateLimiter, generateRateLimiter } = createLimiters(config, database.sql);
   const webSockets = createWebSocketHub();
   const app = createApp({
     db: database.db,
@@ -88,8 +74,7 @@ export async function startServer(config: Config) {
 
   // A shared store (Redis) connects in the background; wait for it (5 s at most) so that this process's first requests
   // count against the shared budget, not only against its in-memory insurance limiter.
-  const storesReady = await Promise.all([rateLimiter.ready(), generateRateLimiter.ready()]);
-  if (storesReady.includes(false)) {
+  if ((await Promise.all([rateLimiter.ready(), generateRateLimiter.ready()])).includes(false)) {
     logger.warn('the rate-limit store is not reachable yet; counting in this process until it is', { store: config.RATE_LIMIT_STORE });
   }
   const { server, port } = await listen(app, { port: config.PORT, hostname: config.HOST, maxFrameBytes: config.BODY_LIMIT_BYTES });
@@ -97,24 +82,50 @@ export async function startServer(config: Config) {
   flushTimer.unref();
 
   let closing: Promise<void> | undefined;
-  /** Stops taking connections, lets in-flight requests finish (up to the timeout), then closes the database. */
   const close = () =>
-    (closing ??= (async () => {
-      clearInterval(flushTimer);
-      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      // WebSockets: no new request frames, those in flight answered, then closed with 1001.
-      void webSockets.drain(config.SHUTDOWN_TIMEOUT_MS);
-      const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
-      await Promise.race([drained, timeout]);
-      server.closeAllConnections();
-      await authenticator.flushLastUsed();
-      await rateLimiter.close();
-      await generateRateLimiter.close();
-      await database.close();
-    })());
+    (closing ??= shutDown({ server, flushTimer, webSockets, authenticator, limiters: [rateLimiter, generateRateLimiter], database }, config));
 
   return { app, server, port, database, logger, close };
+}
+
+/** Stops taking connections, lets in-flight requests finish (up to the timeout), then closes the database. */
+async function shutDown(
+  running: {
+    server: Server;
+    flushTimer: NodeJS.Timeout;
+    webSockets: ReturnType<typeof createWebSocketHub>;
+    authenticator: ReturnType<typeof createAuthenticator>;
+    limiters: ReturnType<typeof createRateLimiter>[];
+    database: Awaited<ReturnType<typeof openDatabase>>;
+  },
+  config: Config,
+): Promise<void> {
+  const { server, webSockets } = running;
+  clearInterval(running.flushTimer);
+  const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  // WebSockets: no new request frames, those in flight answered, then closed with 1001.
+  void webSockets.drain(config.SHUTDOWN_TIMEOUT_MS);
+  const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
+  await Promise.race([drained, timeout]);
+  server.closeAllConnections();
+  await running.authenticator.flushLastUsed();
+  for (const limiter of running.limiters) await limiter.close();
+  await running.database.close();
+}
+
+/** The general per-credential limit, and the per-user budget of the generating actions in the same store. */
+function createLimiters(config: Config, sql: Parameters<typeof createRateLimiter>[0]['sql']) {
+  const shared = { store: config.RATE_LIMIT_STORE, sql, redisUrl: config.REDIS_URL };
+  return {
+    rateLimiter: createRateLimiter({ ...shared, perMinute: config.RATE_LIMIT_PER_MINUTE }),
+    generateRateLimiter: createRateLimiter({
+      ...shared,
+      perMinute: config.GENERATE_RATE_LIMIT_PER_MINUTE,
+      keyPrefix: 'rl-generate',
+      what: 'generations',
+    }),
+  };
 }
 
 async function main() {
