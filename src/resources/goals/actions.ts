@@ -10,7 +10,8 @@ import { followRoadmap } from '../roadmaps/sync.ts';
 import { enforceActiveLimit, entersActiveScope, lockActiveScope } from './active-limit.ts';
 import { generate } from './generate.ts';
 import { goalChanges, newGoal, serializeFullGoal, serializeListedGoal } from './model.ts';
-import { attachGoal, deleteAttachment, deleteGoal, findAgent, findGoal, goalScope, insertGoal, listGoals, lockGoal, updateGoal } from './queries.ts';
+import { findAgent } from '../agents/queries.ts';
+import { attachGoal, deleteAttachment, deleteGoal, findGoal, goalScope, insertGoal, listGoals, lockGoal, updateGoal } from './queries.ts';
 import { roadmapActions } from './roadmap.ts';
 import { attachInput, detachInput, goalCreateInput, listInput, updateInput, type GoalPatch } from './schemas.ts';
 

@@ -1,6 +1,6 @@
 import { defineAction } from '../../rpc/action.ts';
 import { agentNotFound } from '../errors.ts';
-import { findAgent } from './queries.ts';
+import { findAgent } from '../agents/queries.ts';
 import { generateInput } from './schemas.ts';
 import { suggestGoal } from './suggestions.ts';
 

@@ -136,16 +136,6 @@ export async function attachGoal(db: Db, options: { goalId: string; agentId: str
   return rows[0];
 }
 
-/** The agent `id` of the owner, as `generate` and `detach` need it. */
-export function findAgent(db: Db, target: { ownerId: string | null; id: string }) {
-  return db
-    .selectFrom('agents')
-    .select(['id', 'owner_id', 'name', 'description'])
-    .where('id', '=', target.id)
-    .$call(ownedBy(target.ownerId))
-    .executeTakeFirst();
-}
-
 /** Removes the agent's attachment (only to `goalId`, when given); answers the goal it was attached to. */
 export async function deleteAttachment(
   db: Db,

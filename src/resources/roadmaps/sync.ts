@@ -1,4 +1,5 @@
 import type { Transaction } from 'kysely';
+import type { Db } from '../../db/client.ts';
 import { jsonb } from '../../db/json.ts';
 import type { ActionItemRow, Database, GoalRow, Roadmap } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
@@ -53,7 +54,7 @@ export async function lockGoals(
  * @example const row = await withGoalLocked(ctx.db, { ownerId: ctx.scope.ownerId, goalId: id }, (trx, goal) => …);
  */
 export function withGoalLocked<T>(
-  db: { transaction(): { execute<R>(fn: (trx: Trx) => Promise<R>): Promise<R> } },
+  db: Db,
   target: { ownerId: string | null; goalId: string },
   work: (trx: Trx, goal: GoalRow) => Promise<T>,
 ): Promise<T> {
