@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import type { LoadResult } from './load.ts';
+import { measureReminders, PACED_RATE, POLL_MS, reportReminders, type RemindersResult } from './reminders.ts';
 import { OPERATIONS, type Operation } from './requests.ts';
 import { fixtureOf, removeWrites, seedGoals, seedOwners } from './seed.ts';
 
@@ -30,6 +31,8 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     'skip-scale': { type: 'boolean', default: false },
     'skip-stores': { type: 'boolean', default: false },
+    'skip-reminders': { type: 'boolean', default: false },
+    'reminders-rate': { type: 'string', default: String(PACED_RATE) },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -46,8 +49,10 @@ if (args.help) {
   --pool N          database pool size of both servers (default 10)
   --owners N        owners (default 1000); goals: 10 each, then --scale-goals in all
   --scale-goals N   goals in the scale step (default 1000000)
-  --only a,b        only these operations (${Object.keys(OPERATIONS).join(', ')})
+  --only a,b        only these operations (${Object.keys(OPERATIONS).join(', ')}), and/or reminders
   --skip-scale      no 1M-row step;  --skip-stores  no rate-limit store comparison
+  --skip-reminders  no reminder step (action_item.due webhooks under action-items.create load; bench/reminders.ts)
+  --reminders-rate N  creates/s of the reminder step's paced phase, before its saturated one (default ${PACED_RATE})
   --json FILE       write the JSON there instead of stdout's last line
   --cpu-prof DIR    run the servers under node --cpu-prof, profiles in DIR/<server>/ (see bench/profile-top.ts)`);
   process.exit(0);
@@ -70,6 +75,8 @@ const WRITES: Operation[] = ['goals.create', 'goals.attach', 'action-items.creat
 const SCALE_OPS: Operation[] = ['goals.get', 'goals.list-10', 'goals.list'];
 const selected = (ops: Operation[]) =>
   args.only ? ops.filter((op) => args.only!.split(',').includes(op)) : ops;
+/** The reminder step runs unless skipped, and with --only only when it lists `reminders`. */
+const REMINDERS = !args['skip-reminders'] && (!args.only || args.only.split(',').includes('reminders'));
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -84,6 +91,7 @@ const CONFIG_VARS = [
   'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_STORE', 'REDIS_URL', 'KEY_CACHE_TTL_SECONDS', 'JWT_SECRET', 'JWT_JWKS_URL',
   'JWT_ISSUER', 'JWT_AUDIENCE', 'SERVICE_KEY', 'STATEMENT_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'LOG_LEVEL',
   'AI_PROVIDER', 'OPENAI_BASE_URL', 'OPENAI_API_KEY', 'AI_MODEL', 'AI_TIMEOUT_MS', 'GENERATE_RATE_LIMIT_PER_MINUTE',
+  'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_BACKOFF_MS', 'WEBHOOK_MAX_ATTEMPTS', 'WEBHOOK_ALLOW_PRIVATE_URLS', 'WORKER', 'WORKER_POLL_MS',
 ];
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -367,6 +375,8 @@ async function machine(admin: postgres.Sql) {
 }
 
 let admin: postgres.Sql | undefined;
+/** The reminder step's result, when it ran. */
+let reminders: RemindersResult | undefined;
 /** The databases this run created, dropped at the end. */
 const dbNames: string[] = [];
 let workDir: string | undefined;
@@ -455,11 +465,11 @@ async function main() {
       ...(store === 'redis' && { REDIS_URL }),
       LOG_LEVEL: 'warn',
     });
-    const startGoalpost = (store: string, name = `goalpost/${store}`, databaseUrl = dbUrl) =>
+    const startGoalpost = (store: string, name = `goalpost/${store}`, databaseUrl = dbUrl, extra: Record<string, string> = {}) =>
       startServer(
         name,
         [...profiling(name.replace('/', '-')), '--import', 'tsx', 'src/server.ts'],
-        goalpostEnv(store, databaseUrl),
+        { ...goalpostEnv(store, databaseUrl), ...extra },
         'src/server.ts',
       );
     const startFloor = (name: string, databaseUrl = dbUrl) =>
@@ -518,6 +528,30 @@ async function main() {
     tagPhase('main', from);
 
     await Promise.all([stopChild(goalpost.child), stopChild(floor.child)]);
+
+    // 3b. Reminders: action-items.create with due dates 3 s ahead on a Goalpost process running its worker, every
+    // action_item.due received by a loopback webhook (bench/reminders.ts). After the writes, before the scale step
+    // (which removes the items); it leaves no webhook behind.
+    if (REMINDERS) {
+      reminders = await measureReminders({
+        start: () =>
+          startGoalpost('memory', 'reminders/goalpost', dbUrl, { WORKER: 'true', WORKER_POLL_MS: String(POLL_MS), WEBHOOK_ALLOW_PRIVATE_URLS: 'true' }),
+        stop: (server) => stopChild(server.child),
+        track: (child) => {
+          children.add(child);
+          child.once('exit', () => children.delete(child));
+        },
+        db,
+        fixture: fixture10k,
+        owners: Math.min(100, OWNERS),
+        connections: CONNECTIONS,
+        warmup: PROCESS_WARMUP,
+        duration: DURATION,
+        pacedRate: Number(args['reminders-rate']),
+        env: cleanEnv({}),
+        log,
+      });
+    }
 
     // 4. Scale: the seed (10 goals an owner) against its copy grown to SCALE_GOALS, both at once: fresh
     // servers on each, interleaved, so that drift on the machine hits both sizes alike.
@@ -800,6 +834,10 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
         'CPU is not counted).',
     );
     out();
+  }
+
+  if (reminders) {
+    json.reminders = reportReminders(reminders, out, summarize('goalpost/memory', 'action-items.create', 'main')?.rps);
   }
 
   out('### Targets');

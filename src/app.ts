@@ -13,6 +13,7 @@ import { renderError, responseHeaders, type Env } from './http/answer.ts';
 import { createV1 } from './http/v1.ts';
 import { createWebSocketHub, webSocketRoute, type WebSocketHub } from './http/websocket.ts';
 import type { Logger } from './logger.ts';
+import type { WebhookSettings } from './rpc/context.ts';
 import { AppError } from './rpc/errors.ts';
 import { buildOpenApi } from './rpc/openapi.ts';
 import { registry } from './resources/index.ts';
@@ -30,6 +31,8 @@ export interface AppDeps {
   ai: AiProvider;
   /** The per-user limit of the generating actions, on top of `rateLimiter`. */
   generateRateLimiter: RateLimiter;
+  /** How the `test` and `redeliver` actions send, and which webhook URLs are accepted (WEBHOOK_*). */
+  webhooks: WebhookSettings;
 }
 
 const scalarBundle = (() => {
@@ -55,7 +58,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       registry,
       db: deps.db,
       maxActiveGoals: deps.maxActiveGoals,
-      services: { forgetApiKey: deps.authenticator.forgetApiKey, ai: deps.ai },
+      services: { forgetApiKey: deps.authenticator.forgetApiKey, ai: deps.ai, webhooks: deps.webhooks },
       limiters: { generate: deps.generateRateLimiter },
     },
   };

@@ -1,18 +1,22 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, webhookSettings } from './config.ts';
 import { openDatabase } from './db/client.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { roles } from './db/schema.ts';
 import { AppError } from './rpc/errors.ts';
 import { createUserWithKey } from './resources/users/queries.ts';
+import { startWorker } from './jobs/worker.ts';
+import { createLogger } from './logger.ts';
 
 const usage = `Usage:
   goalpost users create --email E [--name N] [--role standard_user|consumer|internal_admin]
       Creates a user and an API key; prints one JSON line {"user": {...}, "key": "gp_live_..."}.
   goalpost migrate
       Runs pending migrations.
-Both use DATABASE_URL, or the embedded database in DATA_DIR (default ./.data) when it is unset.`;
+  goalpost worker
+      Runs the background work alone (reminders, webhook deliveries) until SIGTERM; run the API with WORKER=false.
+All use DATABASE_URL, or the embedded database in DATA_DIR (default ./.data) when it is unset.`;
 
 const userArgs = z.object({
   email: z.email(),
@@ -32,7 +36,7 @@ async function main(argv: string[]) {
     options: { email: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   const command = positionals.join(' ');
-  if (values.help || (command !== 'users create' && command !== 'migrate')) {
+  if (values.help || !['users create', 'migrate', 'worker'].includes(command)) {
     if (values.help) return console.log(usage);
     fail(usage);
   }
@@ -46,9 +50,15 @@ async function main(argv: string[]) {
   // Validated before the database opens: `fail` exits at once, which would leave an embedded database unclosed.
   const args = command === 'users create' ? userArgs.safeParse(values) : undefined;
   if (args && !args.success) fail(args.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: 2 });
+  const database = await openDatabase({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    poolMax: command === 'worker' ? config.DATABASE_POOL_MAX : 2,
+    statementTimeoutMs: config.STATEMENT_TIMEOUT_MS,
+  });
   try {
     const applied = await migrateToLatest(database.db);
+    if (command === 'worker') return await runWorker(database.db, config);
     if (command === 'migrate') {
       process.stderr.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
       return;
@@ -62,6 +72,19 @@ async function main(argv: string[]) {
   } finally {
     await database.close();
   }
+}
+
+/** The worker alone, until SIGTERM or SIGINT; the deliveries in flight finish first. */
+async function runWorker(db: Parameters<typeof startWorker>[0]['db'], config: ReturnType<typeof loadConfig>) {
+  const logger = createLogger(config.LOG_LEVEL);
+  const worker = startWorker({ db, settings: webhookSettings(config), logger, pollMs: config.WORKER_POLL_MS });
+  logger.info('worker started', { poll_ms: config.WORKER_POLL_MS });
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info('worker stopping', { signal });
+  await worker.stop();
 }
 
 main(process.argv.slice(2)).catch((error) => fail(error instanceof Error ? error.message : String(error)));

@@ -12,6 +12,14 @@ const intFrom = (fallback: number, min = 0) =>
     .transform((v) => (v === undefined || v.trim() === '' ? String(fallback) : v))
     .pipe(z.coerce.number<string>().int().min(min));
 
+const flag = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? String(fallback) : v.trim().toLowerCase()))
+    .pipe(z.enum(['true', 'false', '1', '0'], { message: 'must be true or false' }))
+    .transform((v) => v === 'true' || v === '1');
+
 /** `goals.generate` calls per user and minute unless GENERATE_RATE_LIMIT_PER_MINUTE says otherwise. */
 export const GENERATE_RATE_LIMIT_DEFAULT = 10;
 
@@ -41,6 +49,12 @@ const envSchema = z.object({
   AI_MODEL: optionalString.pipe(z.string().max(200).optional()),
   AI_TIMEOUT_MS: intFrom(30_000, 1),
   GENERATE_RATE_LIMIT_PER_MINUTE: intFrom(GENERATE_RATE_LIMIT_DEFAULT, 1),
+  WEBHOOK_TIMEOUT_MS: intFrom(10_000, 1),
+  WEBHOOK_BACKOFF_MS: intFrom(10_000, 1),
+  WEBHOOK_MAX_ATTEMPTS: intFrom(8, 1),
+  WEBHOOK_ALLOW_PRIVATE_URLS: flag(false),
+  WORKER: flag(true),
+  WORKER_POLL_MS: intFrom(1000, 10),
 });
 
 export type Config = Omit<z.output<typeof envSchema>, 'RATE_LIMIT_STORE'> & {
@@ -83,4 +97,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (missing.length > 0) throw new ConfigError(`Invalid configuration:\n${missing.join('\n')}`);
   }
   return { ...c, RATE_LIMIT_STORE: store };
+}
+
+/** The WEBHOOK_* configuration, as the worker and the webhooks actions take it (`WebhookSettings`). */
+export function webhookSettings(config: Config) {
+  return {
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    backoffMs: config.WEBHOOK_BACKOFF_MS,
+    maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+    allowPrivateUrls: config.WEBHOOK_ALLOW_PRIVATE_URLS,
+  };
 }

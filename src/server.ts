@@ -6,12 +6,13 @@ import { createAiProvider } from './ai/index.ts';
 import { createApp } from './app.ts';
 import { createAuthenticator } from './auth/authenticate.ts';
 import { createRateLimiter } from './auth/rate-limit.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ConfigError, loadConfig, webhookSettings, type Config } from './config.ts';
 import { openDatabase } from './db/client.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger } from './logger.ts';
 import { createUserWithKey } from './resources/users/queries.ts';
 import { createWebSocketHub } from './http/websocket.ts';
+import { startWorker, type Worker } from './jobs/worker.ts';
 
 const LAST_USED_FLUSH_MS = 30_000;
 
@@ -70,6 +71,7 @@ export async function startServer(config: Config) {
     webSockets,
     ai: createAiProvider(config),
     generateRateLimiter,
+    webhooks: webhookSettings(config),
   });
 
   // A shared store (Redis) connects in the background; wait for it (5 s at most) so that this process's first requests
@@ -80,15 +82,22 @@ export async function startServer(config: Config) {
   const { server, port } = await listen(app, { port: config.PORT, hostname: config.HOST, maxFrameBytes: config.BODY_LIMIT_BYTES });
   const flushTimer = setInterval(() => void authenticator.flushLastUsed(), LAST_USED_FLUSH_MS);
   flushTimer.unref();
+  const worker = config.WORKER ? startWorker({ db: database.db, settings: webhookSettings(config), logger, pollMs: config.WORKER_POLL_MS }) : undefined;
 
   let closing: Promise<void> | undefined;
   const close = () =>
-    (closing ??= shutDown({ server, flushTimer, webSockets, authenticator, limiters: [rateLimiter, generateRateLimiter], database }, config));
+    (closing ??= shutDown(
+      { server, flushTimer, webSockets, authenticator, limiters: [rateLimiter, generateRateLimiter], worker, database },
+      config,
+    ));
 
   return { app, server, port, database, logger, close };
 }
 
-/** Stops taking connections, lets in-flight requests finish (up to the timeout), then closes the database. */
+/**
+ * Stops taking connections and work, lets in-flight requests (up to the timeout) and deliveries (up to theirs) finish,
+ * then closes the database.
+ */
 async function shutDown(
   running: {
     server: Server;
@@ -96,6 +105,7 @@ async function shutDown(
     webSockets: ReturnType<typeof createWebSocketHub>;
     authenticator: ReturnType<typeof createAuthenticator>;
     limiters: ReturnType<typeof createRateLimiter>[];
+    worker: Worker | undefined;
     database: Awaited<ReturnType<typeof openDatabase>>;
   },
   config: Config,
@@ -107,7 +117,8 @@ async function shutDown(
   // WebSockets: no new request frames, those in flight answered, then closed with 1001.
   void webSockets.drain(config.SHUTDOWN_TIMEOUT_MS);
   const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
-  await Promise.race([drained, timeout]);
+  // The worker takes no new work; its attempts in flight end within WEBHOOK_TIMEOUT_MS, and are recorded.
+  await Promise.all([Promise.race([drained, timeout]), running.worker?.stop()]);
   server.closeAllConnections();
   await running.authenticator.flushLastUsed();
   for (const limiter of running.limiters) await limiter.close();

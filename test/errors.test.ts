@@ -7,6 +7,7 @@ import { createRateLimiter } from '../src/auth/rate-limit.ts';
 import { openDatabase } from '../src/db/client.ts';
 import type { Logger } from '../src/logger.ts';
 import { errorStatus } from '../src/rpc/errors.ts';
+import { createProxy } from './support/proxy.ts';
 import {
   createHarness,
   databaseUrl,
@@ -439,45 +440,3 @@ it('covers every error code of SPEC §2 reachable in this build', () => {
   const reachable = Object.keys(errorStatus).filter((code) => code !== 'UPSTREAM_ERROR');
   expect([...seen].sort()).toEqual(reachable.sort());
 });
-
-/** A TCP proxy in front of the test database that can be stopped (dropping every connection) and restarted on its port. */
-function createProxy(host: string, targetPort: number) {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | undefined;
-  let port = 0;
-  return {
-    get port() {
-      return port;
-    },
-    async start() {
-      const s = net.createServer((client) => {
-        const upstream = net.connect(targetPort, host);
-        sockets.add(client);
-        sockets.add(upstream);
-        const drop = () => {
-          client.destroy();
-          upstream.destroy();
-          sockets.delete(client);
-          sockets.delete(upstream);
-        };
-        client.on('error', drop).on('close', drop);
-        upstream.on('error', drop).on('close', drop);
-        client.pipe(upstream);
-        upstream.pipe(client);
-      });
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(port, '127.0.0.1', () => resolve());
-      });
-      server = s;
-      port = (s.address() as AddressInfo).port;
-    },
-    async stop() {
-      const s = server;
-      server = undefined;
-      for (const socket of sockets) socket.destroy();
-      sockets.clear();
-      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
-    },
-  };
-}

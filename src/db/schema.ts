@@ -8,11 +8,15 @@ export const roles = ['standard_user', 'consumer', 'internal_admin'] as const;
 export const goalStatuses = ['active', 'inactive', 'completed', 'abandoned'] as const;
 export const goalTypes = ['boolean', 'scale', 'numeric'] as const;
 export const leadFieldTypes = ['text', 'email', 'phone', 'number', 'date', 'datetime', 'boolean', 'select', 'url'] as const;
+export const webhookEventTypes = ['action_item.due', 'action_item.completed', 'goal.completed', 'webhook.test'] as const;
+export const deliveryStatuses = ['pending', 'delivered', 'failed'] as const;
 
 export type Role = (typeof roles)[number];
 export type GoalStatus = (typeof goalStatuses)[number];
 export type GoalType = (typeof goalTypes)[number];
 export type LeadFieldType = (typeof leadFieldTypes)[number];
+export type WebhookEventType = (typeof webhookEventTypes)[number];
+export type DeliveryStatus = (typeof deliveryStatuses)[number];
 
 /**
  * A lead field as stored in `goals.lead_fields`. The API's `leadField` schema (resources/goals/schemas.ts) is
@@ -134,6 +138,48 @@ export interface ActionItemsTable {
   roadmap_node_id: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+  // Not declared: `remind_at`, the reminder queue's column (db/0006), kept by a trigger and read only by the worker's
+  // statements (resources/webhooks/queries.ts). An item as the app reads and writes it has no such field.
+}
+
+export interface WebhooksTable {
+  id: Generated<string>;
+  owner_id: string;
+  url: string;
+  events: WebhookEventType[];
+  description: string | null;
+  enabled: Generated<boolean>;
+  /** `whsec_…`, kept so that it can sign; answered only by create. */
+  secret: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** An event as it happened: `data` is the record's row then (to_jsonb), serialized as the API's object when sent. */
+export interface WebhookEventsTable {
+  id: string;
+  owner_id: string;
+  type: WebhookEventType;
+  data: Json<Record<string, unknown>>;
+  created_at: Generated<Date>;
+}
+
+/** One (event, webhook): the delivery log and the queue of its attempts (db/0006). */
+export interface WebhookDeliveriesTable {
+  id: Generated<string>;
+  webhook_id: string;
+  event_id: string;
+  owner_id: string;
+  event_type: WebhookEventType;
+  status: Generated<DeliveryStatus>;
+  attempts: Generated<number>;
+  last_status_code: number | null;
+  last_error: string | null;
+  next_attempt_at: Timestamp | null;
+  delivered_at: Timestamp | null;
+  /** Who holds the attempt in flight; only they record its outcome. */
+  claim: string | null;
+  created_at: Generated<Date>;
 }
 
 export interface Database {
@@ -145,6 +191,9 @@ export interface Database {
   goal_counts: GoalCountsTable;
   action_items: ActionItemsTable;
   action_item_counts: ActionItemCountsTable;
+  webhooks: WebhooksTable;
+  webhook_events: WebhookEventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -152,3 +201,5 @@ export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type GoalRow = Selectable<GoalsTable>;
 export type ActionItemRow = Selectable<ActionItemsTable>;
 export type AgentRow = Selectable<AgentsTable>;
+export type WebhookRow = Selectable<WebhooksTable>;
+export type DeliveryRow = Selectable<WebhookDeliveriesTable>;

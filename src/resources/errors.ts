@@ -7,7 +7,7 @@ import { AppError } from '../rpc/errors.ts';
  *
  * @example if (!row) throw notFound('Goal');
  */
-export const notFound = (what: 'Goal' | 'Agent' | 'Action item' | 'API key') =>
+export const notFound = (what: 'Goal' | 'Agent' | 'Action item' | 'API key' | 'Webhook' | 'Delivery') =>
   new AppError({ code: 'NOT_FOUND', message: `${what} not found or you have no access to it` });
 
 /**

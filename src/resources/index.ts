@@ -3,6 +3,7 @@ import { actionItemActions } from './action-items/actions.ts';
 import { agentActions } from './agents/actions.ts';
 import { apiKeyActions } from './api-keys/actions.ts';
 import { goalActions } from './goals/actions.ts';
+import { webhookActions } from './webhooks/actions.ts';
 
 /**
  * The API: every resource and its actions. Validation, the dispatcher, the REST-style routes, the OpenAPI
@@ -13,6 +14,7 @@ export const registry = {
   agents: agentActions,
   'api-keys': apiKeyActions,
   'action-items': actionItemActions,
+  webhooks: webhookActions,
 };
 
 /** Input and output types of every action: `Registry['goals']['create']['input']`. */

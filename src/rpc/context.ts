@@ -24,11 +24,24 @@ export interface Scope {
   admin: boolean;
 }
 
+/** How webhooks are delivered: the WEBHOOK_* configuration (SPEC §4 webhooks). */
+export interface WebhookSettings {
+  /** An attempt without a complete answer within this is a failure. */
+  timeoutMs: number;
+  /** The wait after the first failed attempt; it doubles after each. */
+  backoffMs: number;
+  /** Attempts before a delivery is `failed`. */
+  maxAttempts: number;
+  /** Lets webhook URLs name loopback and private addresses (tests, private deployments). */
+  allowPrivateUrls: boolean;
+}
+
 export interface Services {
   /** Forget a revoked key in this process at once (other processes: within the cache TTL). */
   forgetApiKey(keyHash: string): void;
   /** The configured generation provider (`AI_PROVIDER`). */
   ai: AiProvider;
+  webhooks: WebhookSettings;
 }
 
 /** A progress event of a streaming action: `stage` names the step, the rest is the step's own. */

@@ -9,7 +9,7 @@ import { openDatabase } from '../../src/db/client.ts';
 import type { Role } from '../../src/db/schema.ts';
 import { createLogger } from '../../src/logger.ts';
 import { listen } from '../../src/server.ts';
-import type { Services } from '../../src/rpc/context.ts';
+import type { Services, WebhookSettings } from '../../src/rpc/context.ts';
 import { createUserWithKey } from '../../src/resources/users/queries.ts';
 import { createWebSocketHub } from '../../src/http/websocket.ts';
 
@@ -27,9 +27,15 @@ export const onRealPostgres = () => inject('databaseKind') === 'postgres';
  *
  * @example createApp({ db, authenticator, …, ...appServices({ ai: fake }) })
  */
-export function appServices(options: { ai?: AiProvider; generateRateLimitPerMinute?: number } = {}) {
+/** Webhook settings for tests: quick timeouts and retries, loopback receivers allowed. */
+export function testWebhookSettings(overrides: Partial<WebhookSettings> = {}): WebhookSettings {
+  return { timeoutMs: 2000, backoffMs: 100, maxAttempts: 3, allowPrivateUrls: true, ...overrides };
+}
+
+export function appServices(options: { ai?: AiProvider; generateRateLimitPerMinute?: number; webhooks?: Partial<WebhookSettings> } = {}) {
   return {
     ai: options.ai ?? createOfflineProvider(),
+    webhooks: testWebhookSettings(options.webhooks),
     generateRateLimiter: createRateLimiter({
       perMinute: options.generateRateLimitPerMinute ?? 1_000_000,
       store: 'memory',
@@ -41,7 +47,7 @@ export function appServices(options: { ai?: AiProvider; generateRateLimitPerMinu
 
 /** The handler context's services, for tests that call handlers or queries without HTTP. */
 export function testServices(): Services {
-  return { ai: createOfflineProvider(), forgetApiKey: () => {} };
+  return { ai: createOfflineProvider(), forgetApiKey: () => {}, webhooks: testWebhookSettings() };
 }
 
 export interface Answer<T = any> {
@@ -61,6 +67,8 @@ export interface HarnessOptions {
   ai?: AiProvider;
   /** goals.generate calls per user and minute (default: no practical limit). */
   generateRateLimitPerMinute?: number;
+  /** How webhooks are sent and which URLs are accepted (default: testWebhookSettings()). */
+  webhooks?: Partial<WebhookSettings>;
 }
 
 /**
@@ -82,7 +90,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     serviceKey: TEST_SERVICE_KEY,
   });
   const rateLimiter = createRateLimiter({ perMinute: options.rateLimitPerMinute ?? 1_000_000, store: 'memory' });
-  const services = appServices({ ai: options.ai, generateRateLimitPerMinute: options.generateRateLimitPerMinute });
+  const services = appServices({ ai: options.ai, generateRateLimitPerMinute: options.generateRateLimitPerMinute, webhooks: options.webhooks });
   const webSockets = createWebSocketHub();
   const bodyLimitBytes = options.bodyLimitBytes ?? 1024 * 1024;
   const app = createApp({
@@ -114,6 +122,8 @@ export async function createHarness(options: HarnessOptions = {}) {
 
   return {
     app,
+    /** The webhook settings the app's actions use; a test may change them (the SSRF guard's flag) while it runs. */
+    webhookSettings: services.webhooks,
     db: database.db,
     sql: database.sql,
     authenticator,

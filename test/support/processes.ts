@@ -31,6 +31,13 @@ const CONFIG_VARS = [
   'AI_MODEL',
   'AI_TIMEOUT_MS',
   'GENERATE_RATE_LIMIT_PER_MINUTE',
+  'WEBHOOK_TIMEOUT_MS',
+  'WEBHOOK_BACKOFF_MS',
+  'WEBHOOK_MAX_ATTEMPTS',
+  'WEBHOOK_ALLOW_PRIVATE_URLS',
+  'WORKER',
+  'WORKER_POLL_MS',
+  'STATEMENT_TIMEOUT_MS',
 ];
 
 /** A free TCP port on loopback: listen on port 0, read it, close. */

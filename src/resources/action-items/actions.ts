@@ -152,9 +152,8 @@ export const remove = defineAction({
   id: true,
   input: z.strictObject({}),
   handler: async ({ id, ctx }) => {
-    // A transaction: the reminder's cancellation (a job, once reminders exist) commits with the deletion.
-    const deleted = await ctx.db.transaction().execute((trx) => deleteItem(trx, { ownerId: ctx.scope.ownerId, id }));
-    return { id: found(deleted, 'Action item'), deleted: true as const };
+    // The reminder goes with the row (ON DELETE CASCADE), in the same statement.
+    return { id: found(await deleteItem(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Action item'), deleted: true as const };
   },
 });
 

@@ -6,9 +6,10 @@ import { nowMs, ownedBy } from '../../db/sql.ts';
 import { goalIdNotFound, notNodes } from '../errors.ts';
 import { newestPage, type CursorPosition } from '../pagination.ts';
 import { completeNodes, lockGoals, roadmapNodeIds } from '../roadmaps/sync.ts';
-import { syncReminders } from './reminders.ts';
 
-// Every statement on action items. `ownerId` null is admin mode across accounts (see `ownedBy`).
+// Every statement on action items. `ownerId` null is admin mode across accounts (see `ownedBy`). Reminders and the
+// `action_item.completed` event follow every write by themselves: triggers on action_items write them in the
+// writing statement (db/0006), so each commits or rolls back with the write, one-statement writes included.
 
 type Trx = Transaction<Database>;
 
@@ -73,7 +74,6 @@ export async function listItems(
 /** Deletes the item `id` of the owner; answers its id, or nothing when there is no such item. */
 export async function deleteItem(db: Db, target: { ownerId: string | null; id: string }): Promise<string | undefined> {
   const row = await db.deleteFrom('action_items').where('id', '=', target.id).$call(ownedBy(target.ownerId)).returning('id').executeTakeFirst();
-  if (row) await syncReminders(db, [{ kind: 'deleted', itemId: row.id }]);
   return row?.id;
 }
 
@@ -123,7 +123,6 @@ export async function updateItem(
       ${options.unlessNodeFollows ? sql`and (roadmap_node_id is null or ${next.completed} = completed)` : sql``}
       and (${sql.join(changes, sql` or `)})
     returning *`.execute(db);
-  if (rows[0]) await syncReminders(db, [{ kind: 'saved', item: rows[0] }]);
   return rows[0];
 }
 
@@ -256,7 +255,5 @@ async function insertItems(db: Db, options: NewItems): Promise<ActionItemRow[]> 
     created_at: at,
     updated_at: at,
   }));
-
-  await syncReminders(db, rows.map((item) => ({ kind: 'saved' as const, item })));
   return rows;
 }

@@ -8,7 +8,7 @@ const datetime = isoDateTime();
 export const itemFields = z.object({
   description: z.string().trim().min(1).max(500),
   completed: z.boolean().describe('Completing sets `completed_at`; reopening clears it.'),
-  due_at: datetime.nullable().describe('When the item is due; a reminder is scheduled for it (notifications).'),
+  due_at: datetime.nullable().describe('When the item is due. A future date on an open item schedules an `action_item.due` event to your webhooks at that time (moved when it changes, cancelled when the item is completed or deleted).'),
   conversation_id: z
     .string()
     .min(1)

@@ -4,7 +4,6 @@ import { jsonb } from '../../db/json.ts';
 import type { ActionItemRow, Database, GoalRow, Roadmap } from '../../db/schema.ts';
 import { nowMs } from '../../db/sql.ts';
 import { found } from '../errors.ts';
-import { syncReminders } from '../action-items/reminders.ts';
 import { changedCompletions } from './graph.ts';
 import { computeProgress } from './progress.ts';
 
@@ -119,7 +118,7 @@ export function saveRoadmap(trx: Trx, goal: GoalRow, roadmap: Roadmap | null): P
 /**
  * Node → items: completes (or reopens) every action item linked to the named nodes of the goal. Items already in
  * that state are left alone, `completed_at` kept; the others get `completed_at` set (or cleared) and a new
- * `updated_at`, and their reminders follow. Answers the items it changed.
+ * `updated_at`; their reminders follow (triggers, db/0006). Answers the items it changed.
  *
  * @example await completeLinkedItems(trx, { goalId: goal.id, nodeIds: ['n2'], completed: true });
  */
@@ -136,7 +135,6 @@ export async function completeLinkedItems(
     .where('completed', '!=', options.completed)
     .returningAll()
     .execute();
-  await syncReminders(trx, rows.map((item) => ({ kind: 'saved' as const, item })));
   return rows;
 }
 
@@ -144,15 +142,13 @@ export async function completeLinkedItems(
  * Unlinks the goal's items from every node but `keep` (all of them when `keep` is empty); they keep the goal.
  */
 export async function unlinkItems(trx: Trx, options: { goalId: string; keep: string[] }): Promise<void> {
-  const unlinked = await trx
+  await trx
     .updateTable('action_items')
     .set({ roadmap_node_id: null, updated_at: nowMs })
     .where('goal_id', '=', options.goalId)
     .where('roadmap_node_id', 'is not', null)
     .$if(options.keep.length > 0, (qb) => qb.where('roadmap_node_id', 'not in', options.keep))
-    .returningAll()
     .execute();
-  await syncReminders(trx, unlinked.map((item) => ({ kind: 'saved' as const, item })));
 }
 
 /**

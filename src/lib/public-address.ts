@@ -1,0 +1,74 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+
+// Where a webhook may be sent: only to public unicast addresses (the SSRF guard of SPEC §4 webhooks). The ranges
+// are ipaddr.js's: anything it does not call `unicast` — loopback, private (RFC 1918), unique-local, link-local
+// (169.254.169.254 included), multicast, unspecified, carrier-grade NAT, reserved, and the IPv6 forms that carry
+// an IPv4 address (mapped, 6to4, Teredo, NAT64) — is refused.
+
+/** Why an address or host is refused, or null when it is public. */
+export function nonPublicReason(address: string): string | null {
+  if (!ipaddr.isValid(address)) return `"${address}" is not an IP address`;
+  const range = ipaddr.process(address).range();
+  return range === 'unicast' ? null : `${address} is a ${range} address, not a public one`;
+}
+
+/** A URL's host without the brackets of an IPv6 literal. */
+export function hostOf(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1');
+}
+
+/**
+ * Resolves `host` (or takes it as it is, when it is an address) and answers why it is not public, or null when
+ * every address it resolves to is. A name that does not resolve (within `timeoutMs`) passes: it reaches nothing
+ * now, and every send checks the address it connects to (`publicOnlyLookup`).
+ *
+ * @example const reason = await nonPublicHost('example.com'); // null
+ */
+export async function nonPublicHost(host: string, timeoutMs = 3000): Promise<string | null> {
+  if (isIP(host)) return nonPublicReason(host);
+  let addresses: LookupAddress[];
+  try {
+    addresses = await withTimeout(
+      new Promise<LookupAddress[]>((resolve, reject) =>
+        dnsLookup(host, { all: true }, (error, found) => (error ? reject(error) : resolve(found))),
+      ),
+      timeoutMs,
+    );
+  } catch {
+    return null;
+  }
+  for (const { address } of addresses) {
+    const reason = nonPublicReason(address);
+    if (reason) return `${host} resolves to ${reason.replace(/^\S+ is/, `${address}, which is`)}`;
+  }
+  return null;
+}
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/**
+ * A `lookup` for `http.request` that fails the connection when the name resolves to an address that is not public:
+ * the check and the connection use the same answer, so a name cannot resolve to a public address for the check and
+ * to a private one for the connection (DNS rebinding).
+ */
+export function publicOnlyLookup(hostname: string, options: LookupOneOptions | LookupAllOptions, callback: LookupCallback): void {
+  dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+    if (error) return callback(error, '');
+    const refused = addresses.map((a) => nonPublicReason(a.address)).find((reason) => reason !== null);
+    if (refused) {
+      return callback(Object.assign(new Error(`${hostname} resolves to ${refused}`), { code: 'ENOTPUBLIC' }), '');
+    }
+    if ((options as LookupAllOptions).all) return callback(null, addresses);
+    callback(null, addresses[0]!.address, addresses[0]!.family);
+  });
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
