@@ -35,6 +35,9 @@ export async function up(db: Kysely<any>): Promise<void> {
       data jsonb not null,
       created_at timestamptz not null default ${nowMs}
     )`.execute(db);
+  // The owner's deletion (the cascade), and the prune of old events.
+  await sql`create index webhook_events_owner_idx on webhook_events (owner_id)`.execute(db);
+  await sql`create index webhook_events_created_idx on webhook_events (created_at)`.execute(db);
 
   // One row per (event, webhook): the delivery log and the queue of attempts. A pending row is due at
   // `next_attempt_at`; a worker claims it by moving that time past the attempt's timeout and stamping `claim`, so
@@ -58,6 +61,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     )`.execute(db);
   await sql`create index webhook_deliveries_due_idx on webhook_deliveries (next_attempt_at) where status = 'pending'`.execute(db);
   await sql`create index webhook_deliveries_webhook_idx on webhook_deliveries (webhook_id, created_at desc, id desc)`.execute(db);
+  // The prune of old delivered and failed deliveries (the worker, hourly, in batches).
+  await sql`create index webhook_deliveries_done_idx on webhook_deliveries (created_at) where status <> 'pending'`.execute(db);
 
   // An action item's reminder is its own row: `remind_at` is when it is due (null: none). The worker takes the items
   // whose time has come through this partial index, which holds only the items with a reminder ahead.

@@ -5,12 +5,12 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
-const intFrom = (fallback: number, min = 0) =>
+const intFrom = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z
     .string()
     .optional()
     .transform((v) => (v === undefined || v.trim() === '' ? String(fallback) : v))
-    .pipe(z.coerce.number<string>().int().min(min));
+    .pipe(z.coerce.number<string>().int().min(min).max(max));
 
 const flag = (fallback: boolean) =>
   z
@@ -49,12 +49,12 @@ const envSchema = z.object({
   AI_MODEL: optionalString.pipe(z.string().max(200).optional()),
   AI_TIMEOUT_MS: intFrom(30_000, 1),
   GENERATE_RATE_LIMIT_PER_MINUTE: intFrom(GENERATE_RATE_LIMIT_DEFAULT, 1),
-  WEBHOOK_TIMEOUT_MS: intFrom(10_000, 1),
-  WEBHOOK_BACKOFF_MS: intFrom(10_000, 1),
-  WEBHOOK_MAX_ATTEMPTS: intFrom(8, 1),
+  WEBHOOK_TIMEOUT_MS: intFrom(10_000, 1, 300_000),
+  WEBHOOK_BACKOFF_MS: intFrom(10_000, 1, 86_400_000),
+  WEBHOOK_MAX_ATTEMPTS: intFrom(8, 1, 30),
   WEBHOOK_ALLOW_PRIVATE_URLS: flag(false),
   WORKER: flag(true),
-  WORKER_POLL_MS: intFrom(1000, 10),
+  WORKER_POLL_MS: intFrom(1000, 10, 60_000),
 });
 
 export type Config = Omit<z.output<typeof envSchema>, 'RATE_LIMIT_STORE'> & {

@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, webhookSettings } from '../src/config.ts';
+import { Kysely } from 'kysely';
 import { openDatabase } from '../src/db/client.ts';
+import { PostgresJsDialect } from '../src/db/dialect.ts';
+import type { Database } from '../src/db/schema.ts';
+import { failAbandoned } from '../src/resources/webhooks/queries.ts';
 import { startWorker, type Worker } from '../src/jobs/worker.ts';
 import { createLogger } from '../src/logger.ts';
 import { createHarness, databaseUrl, expectError, ok, onRealPostgres, testWebhookSettings, type Harness } from './support/harness.ts';
@@ -82,6 +86,8 @@ describe('configuration', () => {
     ['WEBHOOK_TIMEOUT_MS', 'soon'],
     ['WEBHOOK_BACKOFF_MS', '-5'],
     ['WORKER_POLL_MS', '1'],
+    ['WEBHOOK_TIMEOUT_MS', '300001'],
+    ['WEBHOOK_MAX_ATTEMPTS', '31'],
   ])('refuses %s=%s, naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^\\s*${name}: `, 'm'));
@@ -228,6 +234,9 @@ describe('the SSRF guard', () => {
       'http://[fc00::1]/hook',
       'http://[fe80::1]/hook',
       'http://[::ffff:127.0.0.1]/hook',
+      'http://[::127.0.0.1]/hook',
+      'http://[::a9fe:a9fe]/hook',
+      'http://[64:ff9b::7f00:1]/hook',
       'http://[::]/hook',
     ];
     for (const url of refused) {
@@ -255,6 +264,48 @@ describe('the SSRF guard', () => {
     expect(delivery).toMatchObject({ status: 'pending', attempts: 1, last_status_code: null });
     expect(delivery.last_error).toMatch(/refused: 127\.0\.0\.1 is a loopback address/);
     expect(got(alice)).toHaveLength(0);
+  });
+
+  it('checks the address the connection resolves a name to, not only literal addresses', async () => {
+    const alice = await h.user();
+    const hook = await webhook(alice, { url: receiver.url(`/${alice.id}`).replace('127.0.0.1', 'localhost') });
+    const delivery = ok(await strict.invoke(alice.key, { resource: 'webhooks', action: 'test', id: hook.id }));
+    ok(await h.invoke(alice.key, { resource: 'webhooks', action: 'delete', id: hook.id }));
+    expect(delivery).toMatchObject({ status: 'pending', attempts: 1, last_status_code: null });
+    expect(delivery.last_error).toMatch(/refused: localhost resolves to .* loopback address/);
+    expect(got(alice)).toHaveLength(0);
+  });
+});
+
+describe('the queue', () => {
+  it('fails a delivery whose last attempt was claimed and never recorded (its process died)', async () => {
+    const alice = await h.user();
+    const hook = await webhook(alice, { events: ['action_item.completed'] });
+    await worker.stop();
+    try {
+      ok(await h.invoke(alice.key, { resource: 'action-items', action: 'create', data: { description: 'x', completed: true } }), 201);
+      // As a process that claimed the last attempt and died leaves it: pending, out of attempts, its lease over.
+      await h.sql`update webhook_deliveries set attempts = ${SETTINGS.maxAttempts}, claim = gen_random_uuid(),
+                  next_attempt_at = now() - interval '1 second' where webhook_id = ${hook.id}`;
+      expect(await failAbandoned(h.db, SETTINGS.maxAttempts)).toBeGreaterThanOrEqual(1);
+      const [row] = await deliveries(alice, hook.id);
+      expect(row).toMatchObject({ status: 'failed', attempts: SETTINGS.maxAttempts, next_attempt_at: null });
+      expect(row.last_error).toMatch(/no outcome was recorded/);
+    } finally {
+      worker = startWorker({ db: h.db, settings: SETTINGS, logger: createLogger('silent'), pollMs: 50 });
+    }
+  });
+
+  it('an idle worker sleeps until the next thing is due, at most WORKER_POLL_MS, rather than polling', async () => {
+    let statements = 0;
+    const counted = new Kysely<Database>({ dialect: new PostgresJsDialect(h.sql), log: () => void statements++ });
+    const idle = startWorker({ db: counted, settings: SETTINGS, logger: createLogger('silent'), pollMs: 500 });
+    await sleep(1600);
+    await idle.stop();
+    // About 4 ticks in 1.6 s (at the start, then every 500 ms), 3–4 statements each, and room for a few wake-ups for
+    // what other tests leave due meanwhile; a worker that polled every 10 ms would run ~500.
+    expect(statements).toBeGreaterThan(0);
+    expect(statements).toBeLessThanOrEqual(40);
   });
 });
 
@@ -464,7 +515,8 @@ describe('delivery', () => {
     expectError(await redeliver(), 'CONFLICT', 409);
     ok(await h.invoke(alice.key, { resource: 'webhooks', action: 'update', id: hook.id, data: { enabled: true } }));
     const again = ok(await redeliver());
-    expect(again).toMatchObject({ id: failed.id, status: 'delivered', attempts: 2, last_status_code: 200 });
+    // One more attempt, counted as the last: it does not start a new series of retries.
+    expect(again).toMatchObject({ id: failed.id, status: 'delivered', attempts: SETTINGS.maxAttempts, last_status_code: 200 });
     const requests = got(alice);
     expect(requests).toHaveLength(2);
     expect(requests[1]!.headers['webhook-id']).toBe(requests[0]!.headers['webhook-id']);

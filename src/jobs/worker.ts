@@ -36,6 +36,8 @@ const SWEEP_EVERY_MS = 10_000;
 /** The shortest wait between two ticks that found nothing to take. */
 const MIN_WAIT_MS = 10;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
+/** Deliveries deleted by one prune: small enough to stay well inside STATEMENT_TIMEOUT_MS. */
+const PRUNE_BATCH = 5000;
 
 /**
  * The background work of SPEC §5: turns due reminders into events and sends pending deliveries, in this process,
@@ -144,14 +146,22 @@ class QueueWorker implements Worker {
     this.#inFlight.add(done);
   }
 
-  /** Now and then: deliveries whose last attempt's process died are failed, and old deliveries pruned. */
+  /**
+   * Now and then: deliveries whose last attempt's process died are failed, and old deliveries pruned (in batches,
+   * one a sweep until none is left). Its own failures are logged and do not stop the tick.
+   */
   async #sweep(): Promise<void> {
     const now = Date.now();
     if (now - this.#lastSweep < SWEEP_EVERY_MS) return;
-    await failAbandoned(this.#options.db, this.#options.settings.maxAttempts);
     this.#lastSweep = now;
-    if (now - this.#lastPrune < PRUNE_EVERY_MS) return;
-    await pruneDeliveries(this.#options.db, this.#options.retentionDays ?? 30);
-    this.#lastPrune = now;
+    try {
+      await failAbandoned(this.#options.db, this.#options.settings.maxAttempts);
+      if (now - this.#lastPrune < PRUNE_EVERY_MS) return;
+      const pruned = await pruneDeliveries(this.#options.db, { days: this.#options.retentionDays ?? 30, batch: PRUNE_BATCH });
+      // A full batch: more is left, so the next sweep prunes again.
+      if (pruned < PRUNE_BATCH) this.#lastPrune = now;
+    } catch (error) {
+      this.#options.logger.warn('worker: the sweep of old and abandoned deliveries failed; trying again later', { error: String(error) });
+    }
   }
 }

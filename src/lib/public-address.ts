@@ -5,13 +5,23 @@ import ipaddr from 'ipaddr.js';
 // Where a webhook may be sent: only to public unicast addresses (the SSRF guard of SPEC §4 webhooks). The ranges
 // are ipaddr.js's: anything it does not call `unicast` — loopback, private (RFC 1918), unique-local, link-local
 // (169.254.169.254 included), multicast, unspecified, carrier-grade NAT, reserved, and the IPv6 forms that carry
-// an IPv4 address (mapped, 6to4, Teredo, NAT64) — is refused.
+// an IPv4 address (mapped, 6to4, Teredo, NAT64) — is refused, and so is any IPv6 address outside 2000::/3 (the
+// IPv4-compatible ::a.b.c.d among them).
+
+/** Global unicast IPv6 (2000::/3): every public IPv6 address is in it, none of the forms that embed an IPv4 one. */
+const globalUnicast6 = ipaddr.parseCIDR('2000::/3') as [ipaddr.IPv6, number];
 
 /** Why an address or host is refused, or null when it is public. */
 export function nonPublicReason(address: string): string | null {
   if (!ipaddr.isValid(address)) return `"${address}" is not an IP address`;
-  const range = ipaddr.process(address).range();
-  return range === 'unicast' ? null : `${address} is a ${range} address, not a public one`;
+  const parsed = ipaddr.process(address);
+  const range = parsed.range();
+  if (range !== 'unicast') return `${address} is a ${range} address, not a public one`;
+  // ipaddr.js calls some IPv6 forms unicast that carry an IPv4 address (IPv4-compatible ::a.b.c.d, ::/96).
+  if (parsed.kind() === 'ipv6' && !(parsed as ipaddr.IPv6).match(globalUnicast6)) {
+    return `${address} is not a global unicast IPv6 address`;
+  }
+  return null;
 }
 
 /** A URL's host without the brackets of an IPv6 literal. */

@@ -142,7 +142,12 @@ export const redeliver = defineAction({
     const webhook = found(await findWebhook(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Webhook');
     if (!webhook.enabled) throw new AppError({ code: 'CONFLICT', message: 'The webhook is disabled; enable it before redelivering' });
     const settings = ctx.services.webhooks;
-    const claimed = await claimFailedDelivery(ctx.db, { webhookId: webhook.id, id: input.delivery_id, leaseMs: leaseMs(settings) });
+    const claimed = await claimFailedDelivery(ctx.db, {
+      webhookId: webhook.id,
+      id: input.delivery_id,
+      leaseMs: leaseMs(settings),
+      maxAttempts: settings.maxAttempts,
+    });
     if (!claimed) {
       const delivery = found(await findDelivery(ctx.db, { webhookId: webhook.id, id: input.delivery_id }), 'Delivery');
       throw new AppError({ code: 'CONFLICT', message: `Only a failed delivery can be redelivered; this one is ${delivery.status}` });

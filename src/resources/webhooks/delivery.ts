@@ -19,8 +19,12 @@ export const LEASE_MARGIN_MS = 30_000;
 /** The lease a claim takes for an attempt under `settings`. */
 export const leaseMs = (settings: WebhookSettings) => settings.timeoutMs + LEASE_MARGIN_MS;
 
-/** The wait before attempt `n + 1` after attempt `n` failed: WEBHOOK_BACKOFF_MS, doubling. */
-export const backoffMs = (settings: WebhookSettings, attempts: number) => settings.backoffMs * 2 ** (attempts - 1);
+/** The longest wait between two attempts, whatever the doubling reaches. */
+export const BACKOFF_MAX_MS = 24 * 60 * 60 * 1000;
+
+/** The wait before attempt `n + 1` after attempt `n` failed: WEBHOOK_BACKOFF_MS, doubling, at most a day. */
+export const backoffMs = (settings: WebhookSettings, attempts: number) =>
+  Math.min(settings.backoffMs * 2 ** (attempts - 1), BACKOFF_MAX_MS);
 
 /** What came back from the receiver: a status code, or why there was none. */
 type Answer = { statusCode: number } | { error: string };

@@ -179,16 +179,21 @@ export function createTestDelivery(db: Db, options: { webhookId: string; ownerId
   });
 }
 
-/** Claims a failed delivery of the webhook for one more attempt; nothing when there is no such failed delivery. */
+/**
+ * Claims a failed delivery of the webhook for one more attempt; nothing when there is no such failed delivery. Its
+ * attempts count as spent (at least `maxAttempts`): if this process dies during the attempt, the worker fails the
+ * delivery after the lease rather than starting a series of retries.
+ */
 export async function claimFailedDelivery(
   db: Db,
-  target: { webhookId: string; id: string; leaseMs: number },
+  target: { webhookId: string; id: string; leaseMs: number; maxAttempts: number },
 ): Promise<ClaimedDelivery | undefined> {
   const [claimed] = await withWebhookAndEvent(
     db,
     sql`
       update webhook_deliveries
-      set status = 'pending', attempts = attempts + 1, next_attempt_at = ${leaseUntil(target.leaseMs)}, claim = gen_random_uuid()
+      set status = 'pending', attempts = greatest(attempts + 1, ${target.maxAttempts}),
+          next_attempt_at = ${leaseUntil(target.leaseMs)}, claim = gen_random_uuid()
       where id = ${target.id} and webhook_id = ${target.webhookId} and status = 'failed'
       returning id, claim, attempts, webhook_id, event_id`,
   );
@@ -253,19 +258,29 @@ export async function fireDueReminders(db: Db, limit: number): Promise<number> {
  */
 export async function msUntilNextDue(db: Db, maxAttempts: number): Promise<number | null> {
   const { rows } = await sql<{ ms: number | null }>`
-    select greatest(0, extract(epoch from least(
+    select case when next is null then null else greatest(0, extract(epoch from next - now()) * 1000)::float8 end as ms
+    from (select least(
       (select min(remind_at) from action_items where remind_at is not null),
-      (select min(next_attempt_at) from webhook_deliveries where status = 'pending' and attempts < ${maxAttempts})) - now()) * 1000)::float8 as ms`.execute(db);
+      (select min(next_attempt_at) from webhook_deliveries where status = 'pending' and attempts < ${maxAttempts})) as next) as due`.execute(db);
   return rows[0]!.ms;
 }
 
-/** Deletes delivered and failed deliveries older than `days`, then the events none of whose deliveries remain. */
-export async function pruneDeliveries(db: Db, days: number): Promise<void> {
-  const cutoff = sql<Date>`now() - make_interval(days => ${days})`;
-  await db.deleteFrom('webhook_deliveries').where('status', '<>', 'pending').where('created_at', '<', cutoff).execute();
-  await db
-    .deleteFrom('webhook_events as e')
-    .where('e.created_at', '<', cutoff)
-    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('webhook_deliveries as d').select('d.id').whereRef('d.event_id', '=', 'e.id'))))
-    .execute();
+/**
+ * Deletes up to `batch` delivered and failed deliveries older than `days` (oldest first, by their own index), then
+ * the events of that age none of whose deliveries remain; answers how many deliveries it deleted.
+ */
+export async function pruneDeliveries(db: Db, options: { days: number; batch: number }): Promise<number> {
+  const cutoff = sql<Date>`now() - make_interval(days => ${options.days})`;
+  const { rows } = await sql<{ n: number }>`
+    with gone as (
+      delete from webhook_deliveries where id = any (array(
+        select id from webhook_deliveries where status <> 'pending' and created_at < ${cutoff}
+        order by created_at limit ${options.batch}))
+      returning 1)
+    select count(*)::int as n from gone`.execute(db);
+  await sql`
+    delete from webhook_events e where e.id = any (array(
+      select id from webhook_events where created_at < ${cutoff} order by created_at limit ${options.batch}))
+      and not exists (select 1 from webhook_deliveries d where d.event_id = e.id)`.execute(db);
+  return rows[0]!.n;
 }
