@@ -68,6 +68,19 @@ app.post('/v1', async (c) => {
         returning *`;
       return c.json({ success: true, data: row }, 201);
     }
+    case 'goals.update': {
+      // The same data work as Goalpost's update of a current value: the row written with the progress it gives
+      // (a goal with a roadmap keeps the progress of its nodes), in one statement without Goalpost's transaction.
+      const value = Number(data.current_value);
+      const [row] = await sql`
+        update goals set current_value = ${value}, updated_at = now(),
+          progress = case when roadmap is not null then progress
+                          when target_value is null or target_value = min_value then progress
+                          else least(100, greatest(0, (${value} - min_value) / (target_value - min_value) * 100)) end
+        where id = ${body.id!} and owner_id = ${owner}
+        returning *`;
+      return row ? c.json({ success: true, data: row }) : c.json({ success: false }, 404);
+    }
     case 'goals.attach': {
       // The ownership of both checked in the statement that writes the attachment; the attachment it
       // replaces read in the same statement (without the agent lock that makes it exact under races).

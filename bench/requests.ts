@@ -13,6 +13,7 @@ export const OPERATIONS = {
   'goals.list-10': { label: 'goals.list (limit 10)', reads: true },
   'goals.create': { label: 'goals.create', reads: false },
   'goals.attach': { label: 'goals.attach', reads: false },
+  'goals.update': { label: 'goals.update (current_value)', reads: false },
   'action-items.create': { label: 'action-items.create', reads: false },
   'action-items.batch-create': { label: 'action-items.batch-create (50)', reads: false },
 } as const;
@@ -59,6 +60,9 @@ function envelope(op: Operation, owner: Fixture['owners'][number]): object {
       };
     case 'goals.attach':
       return { resource: 'goals', action: 'attach', data: { goalId: goal, agentId: agent } };
+    case 'goals.update':
+      // The seed's goals are numeric with target 20: a new current value moves progress (and the day's history point).
+      return { resource: 'goals', action: 'update', id: goal, data: { current_value: n % 21 } };
     case 'action-items.create':
       return { resource: 'action-items', action: 'create', data: actionItem(n, 0, goal) };
     case 'action-items.batch-create':

@@ -71,7 +71,7 @@ const SERVER_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:54
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 
 const READS: Operation[] = ['goals.get', 'goals.list', 'goals.list-10'];
-const WRITES: Operation[] = ['goals.create', 'goals.attach', 'action-items.create', 'action-items.batch-create'];
+const WRITES: Operation[] = ['goals.create', 'goals.attach', 'goals.update', 'action-items.create', 'action-items.batch-create'];
 const SCALE_OPS: Operation[] = ['goals.get', 'goals.list-10', 'goals.list'];
 const selected = (ops: Operation[]) =>
   args.only ? ops.filter((op) => args.only!.split(',').includes(op)) : ops;

@@ -144,6 +144,13 @@ const cases: Case[] = [
   },
   {
     resource: 'goals',
+    action: 'history',
+    title: "B reads A's goal's history",
+    call: (_b, t) => ({ resource: 'goals', action: 'history', id: t.goalId, data: { days: 365 } }),
+    codes: ['NOT_FOUND'],
+  },
+  {
+    resource: 'goals',
     action: 'create',
     title: "B creates a goal for A's agent",
     call: (_b, t) => ({ resource: 'goals', action: 'create', data: { name: 'Hijack', agent_id: t.agentId } }),

@@ -182,6 +182,15 @@ export interface WebhookDeliveriesTable {
   created_at: Generated<Date>;
 }
 
+/** A goal's state at the end of a UTC day on which it changed (db/0007), written only by triggers on goals. */
+export interface GoalHistoryTable {
+  goal_id: string;
+  day: ColumnType<string, string, string>;
+  progress: number;
+  current_value: number;
+  status: GoalStatus;
+}
+
 export interface Database {
   users: UsersTable;
   api_keys: ApiKeysTable;
@@ -194,6 +203,7 @@ export interface Database {
   webhooks: WebhooksTable;
   webhook_events: WebhookEventsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  goal_history: GoalHistoryTable;
 }
 
 export type User = Selectable<UsersTable>;

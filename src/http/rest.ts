@@ -14,13 +14,14 @@ type Coercion = 'number' | 'boolean';
 /**
  * The REST-style routes, derived from the registry; each builds an invoke envelope and hands it to `invoke`:
  * `GET /:resource` → list (query string as `data`), `GET|PATCH|DELETE /:resource/:id` → get, update, delete,
+ * `GET /:resource/:id/:action` → a read action of that record (query string as `data`),
  * `POST /:resource` → create (or the action its body names), `POST /:resource/:action` with `{id?, data?}`.
  *
  * @example v1.route('/', restRoutes(registry, invoke));
  */
 export function restRoutes(registry: ActionRegistry, invoke: Invoke): Hono<Env> {
   const rest = new Hono<Env>();
-  const listQueries = listQueryCoercions(registry);
+  const queries = readQueryCoercions(registry);
 
   rest.post('/:resource/:action', async (c) => {
     const { id, data } = idAndData(await readJson(c, { optional: true }));
@@ -40,7 +41,20 @@ export function restRoutes(registry: ActionRegistry, invoke: Invoke): Hono<Env> 
     const resource = c.req.param('resource');
     // INVALID_RESOURCE or INVALID_ACTION, as the dispatcher would say, for a resource with no list.
     lookupAction(registry, resource, 'list');
-    return invoke(c, { resource, action: 'list', data: coerceQuery(listQueries.get(resource)!, c.req.queries()) });
+    return invoke(c, { resource, action: 'list', data: coerceQuery(queries.get(`${resource}.list`)!, c.req.queries()) });
+  });
+  // A read action that names a record: `GET /goals/:id/history?days=7`. Writes are not reachable by GET.
+  rest.get('/:resource/:id/:action', (c) => {
+    const { resource, id, action } = c.req.param();
+    const coercions = queries.get(`${resource}.${action}`);
+    if (!coercions) {
+      lookupAction(registry, resource, action);
+      throw new AppError({
+        code: 'INVALID_ACTION',
+        message: `GET /v1/${resource}/{id}/${action}: only a read action is reached by GET; send POST /v1/${resource}/${action} with {"id", "data"}`,
+      });
+    }
+    return invoke(c, { resource, action, id, data: coerceQuery(coercions, c.req.queries()) });
   });
   rest.get('/:resource/:id', (c) => invoke(c, { resource: c.req.param('resource'), action: 'get', id: c.req.param('id') }));
   rest.patch('/:resource/:id', async (c) =>
@@ -72,21 +86,24 @@ function idAndData(body: unknown): { id?: unknown; data?: unknown } {
 }
 
 /**
- * For each resource with a list action, the keys of its query that are numbers or booleans, read once from the
- * JSON Schema of the action's input and of the admin fields (these last, as `prepare` splits them off).
+ * For each read action (`list`, and the read-only ones that name a record), by `resource.action`, the keys of its
+ * query that are numbers or booleans, read once from the JSON Schema of the action's input and of the admin fields
+ * (these last, as `prepare` splits them off).
  */
-function listQueryCoercions(registry: ActionRegistry): Map<string, Map<string, Coercion>> {
+function readQueryCoercions(registry: ActionRegistry): Map<string, Map<string, Coercion>> {
   const admin = propertiesOf(plainJsonSchema(adminFields));
   const tables = new Map<string, Map<string, Coercion>>();
   for (const [resource, actions] of Object.entries(registry)) {
-    if (!Object.hasOwn(actions, 'list')) continue;
-    const properties = { ...propertiesOf(plainJsonSchema(actions.list!.input)), ...admin };
-    const table = new Map<string, Coercion>();
-    for (const [key, property] of Object.entries(properties)) {
-      const coercion = coercionOf(property);
-      if (coercion) table.set(key, coercion);
+    for (const [name, action] of Object.entries(actions)) {
+      if (name !== 'list' && !(action.readOnly && action.id)) continue;
+      const properties = { ...propertiesOf(plainJsonSchema(action.input)), ...admin };
+      const table = new Map<string, Coercion>();
+      for (const [key, property] of Object.entries(properties)) {
+        const coercion = coercionOf(property);
+        if (coercion) table.set(key, coercion);
+      }
+      tables.set(`${resource}.${name}`, table);
     }
-    tables.set(resource, table);
   }
   return tables;
 }

@@ -11,9 +11,9 @@ import { enforceActiveLimit, entersActiveScope, lockActiveScope } from './active
 import { generate } from './generate.ts';
 import { goalChanges, newGoal, serializeFullGoal, serializeListedGoal } from './model.ts';
 import { findAgent } from '../agents/queries.ts';
-import { attachGoal, deleteAttachment, deleteGoal, findGoal, goalScope, insertGoal, listGoals, lockGoal, updateGoal } from './queries.ts';
+import { attachGoal, deleteAttachment, deleteGoal, findGoal, goalHistory, goalScope, insertGoal, listGoals, lockGoal, updateGoal } from './queries.ts';
 import { roadmapActions } from './roadmap.ts';
-import { attachInput, detachInput, goalCreateInput, listInput, updateInput, type GoalPatch } from './schemas.ts';
+import { attachInput, detachInput, goalCreateInput, historyInput, listInput, updateInput, type GoalPatch } from './schemas.ts';
 
 export const list = defineAction({
   summary: 'List goals',
@@ -136,5 +136,19 @@ export const detach = defineAction({
   },
 });
 
-/** The goals resource: CRUD, attachment, the roadmap actions (./roadmap.ts) and `generate` (./generate.ts). */
-export const goalActions = { list, get, create, update, delete: remove, attach, detach, ...roadmapActions, generate };
+export const history = defineAction({
+  summary: "A goal's progress history",
+  description:
+    'One point per UTC day on which the goal’s progress, current value or status changed — that day’s last state — over the ' +
+    'last `days` days (today included, 1–365, default 30), oldest first. Its creation is its first point. Also `GET /v1/goals/{id}/history?days=`.',
+  id: true,
+  readOnly: true,
+  input: historyInput,
+  handler: async ({ id, input, ctx }) => {
+    const goal = found(await goalHistory(ctx.db, { ownerId: ctx.scope.ownerId, id, days: input.days }), 'Goal');
+    return present(ctx, goal, (row) => ({ goal_id: row.id, days: input.days, points: row.points }));
+  },
+});
+
+/** The goals resource: CRUD, attachment, history, the roadmap actions (./roadmap.ts) and `generate` (./generate.ts). */
+export const goalActions = { list, get, create, update, delete: remove, attach, detach, history, ...roadmapActions, generate };

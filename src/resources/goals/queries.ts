@@ -150,3 +150,29 @@ export async function deleteAttachment(
     .executeTakeFirst();
   return removed?.goal_id;
 }
+
+/** A goal's history point: its state at the end of a UTC day on which it changed. */
+export interface HistoryPoint {
+  date: string;
+  progress: number;
+  current_value: number;
+  status: GoalStatus;
+}
+
+/**
+ * The goal `id` of the owner with its history over the last `days` UTC days (today included), oldest first: one
+ * range scan of goal_history's primary key. Nothing when there is no such goal of the owner's.
+ */
+export async function goalHistory(
+  db: Db,
+  target: { ownerId: string | null; id: string; days: number },
+): Promise<{ id: string; owner_id: string; points: HistoryPoint[] } | undefined> {
+  const { rows } = await sql<{ id: string; owner_id: string; points: HistoryPoint[] }>`
+    select g.id, g.owner_id, coalesce((
+      select json_agg(json_build_object('date', h.day::text, 'progress', h.progress, 'current_value', h.current_value,
+                                        'status', h.status) order by h.day)
+      from goal_history h where h.goal_id = g.id and h.day > goal_history_today() - ${target.days}::integer), '[]') as points
+    from goals g
+    where g.id = ${target.id} ${target.ownerId === null ? sql`` : sql`and g.owner_id = ${target.ownerId}`}`.execute(db);
+  return rows[0];
+}

@@ -132,3 +132,9 @@ export const generateRoadmapInput = z.strictObject({
     .optional()
     .describe('What the roadmap should take into account, in plain words (1–2000 characters).'),
 });
+
+export const HISTORY_DAYS_MAX = 365;
+
+export const historyInput = z.strictObject({
+  days: z.number().int().min(1).max(HISTORY_DAYS_MAX).default(30).describe('How many UTC days back, today included: 1–365 (default 30).'),
+});
