@@ -94,11 +94,45 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.route('/v1', createV1({ ...admission, logger: deps.logger, bodyLimitBytes: deps.bodyLimitBytes }));
 
+  const allowedMethods = routeMethods(app);
   app.notFound((c) => {
+    const allow = allowedMethods(c.req.path);
+    if (allow.length > 0) {
+      throw new AppError({
+        code: 'METHOD_NOT_ALLOWED',
+        message: `${c.req.method} ${c.req.path}: this route takes ${allow.join(', ')}`,
+        headers: { allow: allow.join(', ') },
+      });
+    }
     throw new AppError({ code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}; the API is POST /v1` });
   });
   app.onError(renderError(deps.logger));
   return app;
+}
+
+/**
+ * The methods the app's routes take at a path (HEAD wherever GET is, as Hono answers it), from its route table;
+ * middleware (`use`, method ALL) is not a route. Read when first asked, once every route is registered.
+ */
+function routeMethods(app: Hono<Env>): (path: string) => string[] {
+  let routes: { pattern: RegExp; method: string }[] | undefined;
+  return (path) => {
+    routes ??= app.routes
+      .filter((route) => route.method !== 'ALL')
+      .map((route) => ({ pattern: pathPattern(route.path), method: route.method }));
+    const methods = new Set(routes.filter((route) => route.pattern.test(path)).map((route) => route.method));
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort();
+  };
+}
+
+/** A Hono route path (`/v1/:resource/:id`, `/docs/*`) as a regular expression over request paths. */
+function pathPattern(path: string): RegExp {
+  const source = path
+    .split('/')
+    .map((segment) => (segment === '*' ? '.*' : segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${source}/?$`);
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

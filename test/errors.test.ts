@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { sign } from 'hono/jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -256,6 +257,38 @@ describe('client errors', () => {
     const carol = await h.user();
     for (let i = 0; i < 4; i++) expect((await h.invoke(carol.key, { resource: 'api-keys', action: 'create', data: {} })).status).toBe(201);
     expect((await invokeWithId(h.app, 'CONFLICT', carol.key, { resource: 'api-keys', action: 'create', data: {} })).message).toMatch(/5/);
+  });
+
+  it('METHOD_NOT_ALLOWED (405) with Allow for a route that exists under another method', async () => {
+    const alice = await h.user();
+    for (const [method, path, allow] of [
+      ['GET', '/v1', 'POST'],
+      ['PUT', `/v1/goals/${randomUUID()}`, 'DELETE, GET, HEAD, PATCH, POST'],
+      ['POST', '/v1/goals/attach/extra', 'GET, HEAD'],
+      ['DELETE', '/v1/goals', 'GET, HEAD, POST'],
+      ['POST', '/healthz', 'GET, HEAD'],
+      ['PATCH', `/v1/goals/${randomUUID()}/history`, 'GET, HEAD'],
+    ] as const) {
+      const sentId = nextId('METHOD_NOT_ALLOWED');
+      const res = await call(h.app, path, { method, key: alice.key, headers: { 'x-request-id': sentId } });
+      const error = expectEnvelope(res, 'METHOD_NOT_ALLOWED', 405, sentId);
+      expect(res.headers.get('allow'), `${method} ${path}`).toBe(allow);
+      expect(error.message).toContain(allow);
+    }
+    // HEAD, which Allow lists wherever GET is, is answered.
+    expect((await call(h.app, '/healthz', { method: 'HEAD' })).status).toBe(200);
+    // TRACE over real HTTP (fetch refuses to send it).
+    const server = await h.listen();
+    const traced = await new Promise<{ status: number; allow: string | undefined; body: any }>((resolve, reject) => {
+      const req = http.request(`${server.url}/v1/goals/get`, { method: 'TRACE', headers: { authorization: `Bearer ${alice.key}` } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, allow: res.headers.allow, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(traced).toMatchObject({ status: 405, allow: 'DELETE, GET, HEAD, PATCH, POST', body: { error: { code: 'METHOD_NOT_ALLOWED', status: 405 } } });
   });
 
   it('PAYLOAD_TOO_LARGE for a body over 1 MiB, before authentication', async () => {
