@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { ConfigError, loadConfig, webhookSettings } from './config.ts';
-import { openDatabase } from './db/client.ts';
+import { ConfigError, loadConfig, webhookSettings, type Config } from './config.ts';
+import { openDatabase, type Db } from './db/client.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { roles } from './db/schema.ts';
 import { AppError } from './rpc/errors.ts';
@@ -75,7 +75,7 @@ async function main(argv: string[]) {
 }
 
 /** The worker alone, until SIGTERM or SIGINT; the deliveries in flight finish first. */
-async function runWorker(db: Parameters<typeof startWorker>[0]['db'], config: ReturnType<typeof loadConfig>) {
+async function runWorker(db: Db, config: Config) {
   const logger = createLogger(config.LOG_LEVEL);
   const worker = startWorker({ db, settings: webhookSettings(config), logger, pollMs: config.WORKER_POLL_MS });
   logger.info('worker started', { poll_ms: config.WORKER_POLL_MS });

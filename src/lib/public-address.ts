@@ -1,4 +1,4 @@
-import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
+import { lookup as dnsLookup, promises as dns, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
@@ -11,15 +11,28 @@ import ipaddr from 'ipaddr.js';
 /** Global unicast IPv6 (2000::/3): every public IPv6 address is in it, none of the forms that embed an IPv4 one. */
 const globalUnicast6 = ipaddr.parseCIDR('2000::/3') as [ipaddr.IPv6, number];
 
-/** Why an address or host is refused, or null when it is public. */
-export function nonPublicReason(address: string): string | null {
-  if (!ipaddr.isValid(address)) return `"${address}" is not an IP address`;
+/** What kind of non-public address `address` is ("a loopback address"), or null when it is public. */
+function nonPublicKind(address: string): string | null {
+  if (!ipaddr.isValid(address)) return 'not an IP address';
   const parsed = ipaddr.process(address);
   const range = parsed.range();
-  if (range !== 'unicast') return `${address} is a ${range} address, not a public one`;
+  if (range !== 'unicast') return `a ${range} address, not a public one`;
   // ipaddr.js calls some IPv6 forms unicast that carry an IPv4 address (IPv4-compatible ::a.b.c.d, ::/96).
-  if (parsed.kind() === 'ipv6' && !(parsed as ipaddr.IPv6).match(globalUnicast6)) {
-    return `${address} is not a global unicast IPv6 address`;
+  if (parsed.kind() === 'ipv6' && !(parsed as ipaddr.IPv6).match(globalUnicast6)) return 'not a global unicast IPv6 address';
+  return null;
+}
+
+/** Why an address is refused ("127.0.0.1 is a loopback address, …"), or null when it is public. */
+export function nonPublicReason(address: string): string | null {
+  const kind = nonPublicKind(address);
+  return kind && `${address} is ${kind}`;
+}
+
+/** Why a name is refused given the addresses it resolved to, or null when every one is public. */
+function nonPublicAmong(host: string, addresses: string[]): string | null {
+  for (const address of addresses) {
+    const kind = nonPublicKind(address);
+    if (kind) return `${host} resolves to ${address}, which is ${kind}`;
   }
   return null;
 }
@@ -38,22 +51,12 @@ export function hostOf(url: URL): string {
  */
 export async function nonPublicHost(host: string, timeoutMs = 3000): Promise<string | null> {
   if (isIP(host)) return nonPublicReason(host);
-  let addresses: LookupAddress[];
   try {
-    addresses = await withTimeout(
-      new Promise<LookupAddress[]>((resolve, reject) =>
-        dnsLookup(host, { all: true }, (error, found) => (error ? reject(error) : resolve(found))),
-      ),
-      timeoutMs,
-    );
+    const addresses = await withTimeout(dns.lookup(host, { all: true }), timeoutMs);
+    return nonPublicAmong(host, addresses.map((a) => a.address));
   } catch {
     return null;
   }
-  for (const { address } of addresses) {
-    const reason = nonPublicReason(address);
-    if (reason) return `${host} resolves to ${reason.replace(/^\S+ is/, `${address}, which is`)}`;
-  }
-  return null;
 }
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
@@ -66,10 +69,8 @@ type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | Lo
 export function publicOnlyLookup(hostname: string, options: LookupOneOptions | LookupAllOptions, callback: LookupCallback): void {
   dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
     if (error) return callback(error, '');
-    const refused = addresses.map((a) => nonPublicReason(a.address)).find((reason) => reason !== null);
-    if (refused) {
-      return callback(Object.assign(new Error(`${hostname} resolves to ${refused}`), { code: 'ENOTPUBLIC' }), '');
-    }
+    const refused = nonPublicAmong(hostname, addresses.map((a) => a.address));
+    if (refused) return callback(Object.assign(new Error(refused), { code: 'ENOTPUBLIC' }), '');
     if ((options as LookupAllOptions).all) return callback(null, addresses);
     callback(null, addresses[0]!.address, addresses[0]!.family);
   });
