@@ -47,7 +47,6 @@ export async function up(db: Kysely<any>): Promise<void> {
       id uuid primary key default gen_random_uuid(),
       webhook_id uuid not null references webhooks (id) on delete cascade,
       event_id text not null references webhook_events (id) on delete cascade,
-      owner_id uuid not null,
       event_type text not null,
       status text not null default 'pending' check (status in ('pending', 'delivered', 'failed')),
       attempts integer not null default 0,
@@ -82,8 +81,8 @@ export async function up(db: Kysely<any>): Promise<void> {
       end if;
       event_id := 'evt_' || replace(gen_random_uuid()::text, '-', '');
       insert into webhook_events (id, owner_id, type, data) values (event_id, p_owner, p_type, p_data);
-      insert into webhook_deliveries (webhook_id, event_id, owner_id, event_type, next_attempt_at)
-      select id, event_id, p_owner, p_type, now() from webhooks
+      insert into webhook_deliveries (webhook_id, event_id, event_type, next_attempt_at)
+      select id, event_id, p_type, now() from webhooks
       where owner_id = p_owner and enabled and p_type = any (events);
     end
     $$`.execute(db);

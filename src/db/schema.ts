@@ -169,7 +169,6 @@ export interface WebhookDeliveriesTable {
   id: Generated<string>;
   webhook_id: string;
   event_id: string;
-  owner_id: string;
   event_type: WebhookEventType;
   status: Generated<DeliveryStatus>;
   attempts: Generated<number>;

@@ -171,8 +171,8 @@ export function createTestDelivery(db: Db, options: { webhookId: string; ownerId
     const [claimed] = await withWebhookAndEvent(
       trx,
       sql`
-        insert into webhook_deliveries (webhook_id, event_id, owner_id, event_type, attempts, next_attempt_at, claim)
-        values (${options.webhookId}, ${eventId}, ${options.ownerId}, 'webhook.test', 1, ${leaseUntil(options.leaseMs)}, gen_random_uuid())
+        insert into webhook_deliveries (webhook_id, event_id, event_type, attempts, next_attempt_at, claim)
+        values (${options.webhookId}, ${eventId}, 'webhook.test', 1, ${leaseUntil(options.leaseMs)}, gen_random_uuid())
         returning id, claim, attempts, webhook_id, event_id`,
     );
     return claimed!;
