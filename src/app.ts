@@ -33,6 +33,8 @@ export interface AppDeps {
   generateRateLimiter: RateLimiter;
   /** How the `test` and `redeliver` actions send, and which webhook URLs are accepted (WEBHOOK_*). */
   webhooks: WebhookSettings;
+  /** Validate every answer against its action's output schema (the test suite does; see `DispatchDeps`). */
+  checkAnswers?: boolean;
 }
 
 const scalarBundle = (() => {
@@ -60,6 +62,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       maxActiveGoals: deps.maxActiveGoals,
       services: { forgetApiKey: deps.authenticator.forgetApiKey, ai: deps.ai, webhooks: deps.webhooks },
       limiters: { generate: deps.generateRateLimiter },
+      checkAnswers: deps.checkAnswers,
     },
   };
 

@@ -2,13 +2,17 @@ import type { z } from 'zod';
 import type { Context } from './context.ts';
 
 /**
- * One action: its input schema beside its handler, plus what the dispatcher needs to know.
- * `input` validates `data`; `id: true` makes the envelope's `id` a required UUID.
+ * One action: its input and output schemas beside its handler, plus what the dispatcher needs to know.
+ * `input` validates `data`; `output` is the answer's `data` (the handler's return type is checked against it at
+ * compile time, and the test suite validates every answer against it); `id: true` makes the envelope's `id` a
+ * required UUID.
  */
-export interface Action<I extends z.ZodType = z.ZodType, O = unknown> {
+export interface Action<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
   summary: string;
   description?: string;
   input: I;
+  /** The answer's `data`. Plain schemas only (no defaults or transforms): what the handler returns is sent as is. */
+  output: O;
   /** The action names a record by the envelope's `id`. */
   id?: boolean;
   /** Allowed to the read-only `consumer` role. */
@@ -26,19 +30,19 @@ export interface Action<I extends z.ZodType = z.ZodType, O = unknown> {
    * the handler runs (and before any stream opens).
    */
   rateLimit?: ActionRateLimit;
-  handler: (args: { id: string; input: z.output<I>; ctx: Context }) => Promise<O>;
+  handler: (args: { id: string; input: z.output<I>; ctx: Context }) => Promise<z.output<O>>;
 }
 
 /**
- * Declares an action with its types inferred from the schema and the handler.
+ * Declares an action with its types inferred from its schemas; the handler must answer the output schema's type.
  *
  * @example
  * export const get = defineAction({
- *   summary: 'Get a goal', id: true, readOnly: true, input: z.object({}).strict(),
+ *   summary: 'Get a goal', id: true, readOnly: true, input: z.strictObject({}), output: goalOutput,
  *   handler: ({ id, ctx }) => findGoal(ctx, id),
  * });
  */
-export function defineAction<I extends z.ZodType, O>(action: Action<I, O>): Action<I, O> {
+export function defineAction<I extends z.ZodType, O extends z.ZodType>(action: Action<I, O>): Action<I, O> {
   return action;
 }
 
@@ -55,7 +59,7 @@ export type RegistryTypes<R extends Record<string, ActionMap>> = {
   [Res in keyof R]: {
     [Act in keyof R[Res]]: {
       input: z.input<R[Res][Act]['input']>;
-      output: Awaited<ReturnType<R[Res][Act]['handler']>>;
+      output: z.output<R[Res][Act]['output']>;
       id: R[Res][Act]['id'] extends true ? string : never;
     };
   };

@@ -29,6 +29,12 @@ export interface DispatchDeps {
   services: Services;
   /** The limiters an action's `rateLimit` names, each counting per user (src/auth/rate-limit.ts makes them). */
   limiters: Record<ActionRateLimit, { consume(key: string): Promise<unknown> }>;
+  /**
+   * Validate every answer against its action's `output` schema, and fail (500) on a mismatch: the test suite
+   * turns it on so that a handler drifting from its declared answer fails a test. Off in production (the hot path
+   * does not pay for it; the handler's return type is already checked at compile time).
+   */
+  checkAnswers?: boolean;
 }
 
 export interface DispatchResult {
@@ -103,9 +109,17 @@ export async function prepare(deps: DispatchDeps, principal: Principal, body: un
         progress: options.onProgress,
       });
       const result = await action.handler({ id, input: input.data, ctx });
+      if (deps.checkAnswers) checkAnswer(action, result, `${resource}.${actionName}`);
       return { status: action.created ? 201 : 200, data: result };
     },
   };
+}
+
+function checkAnswer(action: Action, result: unknown, name: string): void {
+  const checked = action.output.safeParse(result);
+  if (!checked.success) {
+    throw new Error(`The answer of ${name} does not match its output schema: ${z.prettifyError(checked.error)}`);
+  }
 }
 
 /** The envelope's `id`: a UUID for an action that takes one, absent otherwise (`''` then). */

@@ -34,6 +34,8 @@ export function testWebhookSettings(overrides: Partial<WebhookSettings> = {}): W
 
 export function appServices(options: { ai?: AiProvider; generateRateLimitPerMinute?: number; webhooks?: Partial<WebhookSettings> } = {}) {
   return {
+    // Every answer a test sees is validated against its action's output schema: a drift fails the test.
+    checkAnswers: true,
     ai: options.ai ?? createOfflineProvider(),
     webhooks: testWebhookSettings(options.webhooks),
     generateRateLimiter: createRateLimiter({

@@ -1,4 +1,5 @@
 import { defineAction } from '../../rpc/action.ts';
+import { deletedOutput } from '../outputs.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
 import type { ActionItemRow, GoalRow } from '../../db/schema.ts';
@@ -9,7 +10,9 @@ import { pageOf, pageRequest } from '../pagination.ts';
 import { lockGoals, roadmapNodeIds, completeNodes, type GoalLock } from '../roadmaps/sync.ts';
 import { serializeActionItem } from './model.ts';
 import { createActionItems, deleteItem, findItem, listItems, lockItem, updateItem, type ItemPatch, type NewItemInput } from './queries.ts';
-import { batchCreateInput, createInput, listInput, updateInput, type CreateInput, type UpdateInput } from './schemas.ts';
+import {
+  actionItemOutput, actionItemPageOutput, batchCreateInput, createdItemsOutput, createInput, listInput, updateInput, type CreateInput, type UpdateInput,
+} from './schemas.ts';
 
 function toDate<T extends string | null | undefined>(value: T): Date | Exclude<T, string> {
   return (typeof value === 'string' ? new Date(value) : value) as Date | Exclude<T, string>;
@@ -21,6 +24,7 @@ export const list = defineAction({
   description: 'Newest first. `count` is the number of items matching the filter. `dueAfter` is inclusive, `dueBefore` exclusive; either leaves out items without `due_at`.',
   readOnly: true,
   input: listInput,
+  output: actionItemPageOutput,
   handler: async ({ input, ctx }) => {
     const { completed, goalId, dueBefore, dueAfter } = input;
     const filter = { ownerId: ctx.scope.ownerId, completed, goalId, dueBefore: toDate(dueBefore), dueAfter: toDate(dueAfter) };
@@ -34,6 +38,7 @@ export const get = defineAction({
   id: true,
   readOnly: true,
   input: z.strictObject({}),
+  output: actionItemOutput,
   handler: async ({ id, ctx }) => {
     return present(ctx, found(await findItem(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Action item'), serializeActionItem);
   },
@@ -44,6 +49,7 @@ export const create = defineAction({
   description: 'A `goal_id` must be one of your goals (NOT_FOUND otherwise); a `roadmap_node_id` needs the `goal_id` and must be a node of its roadmap. An item created completed completes its node.',
   created: true,
   input: createInput,
+  output: actionItemOutput,
   handler: async ({ input, ctx }) => {
     const [row] = await createActionItems(ctx.db, { ownerId: ctx.scope.actingUserId, items: [toNewItem(input)], pathOf: () => ['data'] });
     return present(ctx, row!, serializeActionItem);
@@ -55,6 +61,7 @@ export const batchCreate = defineAction({
   description: 'All or nothing, in one INSERT: one invalid item (its index in `details`) or a goal that is not yours writes none. Answers the items in request order.',
   created: true,
   input: batchCreateInput,
+  output: createdItemsOutput,
   handler: async ({ input, ctx }) => {
     const rows = await createActionItems(ctx.db, {
       ownerId: ctx.scope.actingUserId,
@@ -71,6 +78,7 @@ export const update = defineAction({
   description: 'A partial update. Completing sets `completed_at`, reopening clears it; sending the state the item already has changes nothing. Completing or reopening an item linked to a roadmap node completes or reopens the node and recomputes the goal’s progress. Changing `goal_id` drops the node link unless `roadmap_node_id` names a node of the new goal.',
   id: true,
   input: updateInput,
+  output: actionItemOutput,
   handler: async ({ id, input, ctx }) => {
     const patch: ItemPatch = { ...input, due_at: toDate(input.due_at) };
     // Most updates are one statement; one that relinks the item, or whose node must follow, locks the goal first.
@@ -151,6 +159,7 @@ export const remove = defineAction({
   description: 'Its roadmap node keeps its state; its reminder is cancelled.',
   id: true,
   input: z.strictObject({}),
+  output: deletedOutput,
   handler: async ({ id, ctx }) => {
     // The reminder goes with the row (ON DELETE CASCADE), in the same statement.
     return { id: found(await deleteItem(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Action item'), deleted: true as const };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isoDateTime, onlyIfValid, patchOf, uuid } from '../../lib/zod.ts';
 import { pageFields } from '../pagination.ts';
+import { pageOutput, recordId, timestamp, withOwner } from '../outputs.ts';
 
 const datetime = isoDateTime();
 
@@ -56,3 +57,28 @@ export const updateInput = patchOf(itemFields);
 
 export type CreateInput = z.output<typeof createInput>;
 export type UpdateInput = z.output<typeof updateInput>;
+
+// ---- Answers ----
+
+export const actionItemOutput = withOwner(
+  z.strictObject({
+    id: recordId(),
+    description: z.string(),
+    completed: z.boolean(),
+    due_at: timestamp().nullable(),
+    completed_at: timestamp().nullable(),
+    conversation_id: z.string().nullable(),
+    goal_id: recordId().nullable(),
+    roadmap_node_id: z.string().nullable(),
+    created_at: timestamp(),
+    updated_at: timestamp(),
+  }),
+);
+
+export const actionItemPageOutput = pageOutput(actionItemOutput);
+
+/** What batch-create (and `goals.convert-nodes`) answers: the items created, in order. */
+export const createdItemsOutput = z.strictObject({
+  action_items: z.array(actionItemOutput),
+  created_count: z.number().int().min(0),
+});

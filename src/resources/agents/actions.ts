@@ -3,6 +3,7 @@ import { patchOf } from '../../lib/zod.ts';
 import { defineAction } from '../../rpc/action.ts';
 import { found } from '../errors.ts';
 import { enforceActiveLimit, lockActiveScope } from '../goals/active-limit.ts';
+import { deletedOutput, pageOutput, recordId, timestamp, withOwner } from '../outputs.ts';
 import { present, presentAll } from '../owners.ts';
 import { likePattern, pageFields, pageOf, pageRequest } from '../pagination.ts';
 import { serializeAgent } from './model.ts';
@@ -14,6 +15,19 @@ const agentFields = z.object({
   is_active: z.boolean(),
 });
 
+const agentOutput = withOwner(
+  z.strictObject({
+    id: recordId(),
+    name: z.string(),
+    description: z.string().nullable(),
+    is_active: z.boolean(),
+    attached_goal_id: recordId().nullable().describe('The goal attached as its lead-info preset (`goals.attach`).'),
+    created_at: timestamp(),
+    updated_at: timestamp(),
+  }),
+);
+const agentPageOutput = pageOutput(agentOutput);
+
 export const list = defineAction({
   summary: 'List agents',
   readOnly: true,
@@ -21,6 +35,7 @@ export const list = defineAction({
     search: z.string().min(1).max(200).optional().describe('Case-insensitive match on name or description.'),
     ...pageFields,
   }),
+  output: agentPageOutput,
   handler: async ({ input, ctx }) => {
     const listed = await listAgents(ctx.db, { ownerId: ctx.scope.ownerId, pattern: input.search && likePattern(input.search) }, pageRequest(input));
     return pageOf(listed, input.limit, (rows) => presentAll(ctx, rows, serializeAgent));
@@ -32,6 +47,7 @@ export const get = defineAction({
   id: true,
   readOnly: true,
   input: z.strictObject({}),
+  output: agentOutput,
   handler: async ({ id, ctx }) => {
     return present(ctx, found(await findAgent(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Agent'), serializeAgent);
   },
@@ -41,6 +57,7 @@ export const create = defineAction({
   summary: 'Create an agent',
   created: true,
   input: agentFields.partial().required({ name: true }).strict(),
+  output: agentOutput,
   handler: async ({ input, ctx }) => {
     const row = await insertAgent(ctx.db, {
       owner_id: ctx.scope.actingUserId,
@@ -56,6 +73,7 @@ export const update = defineAction({
   summary: 'Update an agent',
   id: true,
   input: patchOf(agentFields),
+  output: agentOutput,
   handler: async ({ id, input, ctx }) => {
     return present(ctx, found(await updateAgent(ctx.db, { ownerId: ctx.scope.ownerId, id }, input), 'Agent'), serializeAgent);
   },
@@ -66,6 +84,7 @@ export const remove = defineAction({
   description: "Its goals keep living with `agent_id: null` (joining the owner's agent-less goals, so the active limit applies there); its attachment goes.",
   id: true,
   input: z.strictObject({}),
+  output: deletedOutput,
   handler: async ({ id, ctx }) => {
     return ctx.db.transaction().execute(async (trx) => {
       const agent = found(await agentOwner(trx, { ownerId: ctx.scope.ownerId, id }), 'Agent');

@@ -5,6 +5,7 @@ import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { found } from '../errors.ts';
 import { iso } from '../owners.ts';
+import { pageOutput, recordId, timestamp } from '../outputs.ts';
 import { pageFields, pageOf, pageRequest } from '../pagination.ts';
 import { createApiKey, listApiKeys, MAX_ACTIVE_KEYS, revokeApiKey } from './queries.ts';
 
@@ -20,6 +21,17 @@ function serializeApiKey(row: ApiKeyRow) {
 }
 
 export type ApiKey = ReturnType<typeof serializeApiKey>;
+
+const apiKeyOutput = z.strictObject({
+  id: recordId(),
+  name: z.string(),
+  prefix: z.string().describe('The first characters of the key, to tell keys apart.'),
+  created_at: timestamp(),
+  last_used_at: timestamp().nullable(),
+  revoked_at: timestamp().nullable(),
+});
+const apiKeyPageOutput = pageOutput(apiKeyOutput);
+const createdApiKeyOutput = apiKeyOutput.extend({ key: z.string().describe('The key itself (`gp_live_…`): shown once, here.') });
 
 /** API keys belong to the acting user; admin mode across accounts does not list other users' keys. */
 const ownerOf = (ctx: Context) => ctx.scope.actingUserId;
@@ -39,6 +51,7 @@ export const list = defineAction({
   description: 'Your keys, newest first, revoked ones included. The key itself is never shown again.',
   readOnly: true,
   input: z.strictObject({ ...pageFields }),
+  output: apiKeyPageOutput,
   handler: async ({ input, ctx }) => {
     return pageOf(await listApiKeys(ctx.db, ownerOf(ctx), pageRequest(input)), input.limit, (rows) => rows.map(serializeApiKey));
   },
@@ -49,6 +62,7 @@ export const create = defineAction({
   description: `The answer alone holds \`key\`: store it now. At most ${MAX_ACTIVE_KEYS} active keys per user (CONFLICT beyond).`,
   created: true,
   input: z.strictObject({ name: z.string().trim().min(1).max(100).default('API key') }),
+  output: createdApiKeyOutput,
   handler: async ({ input, ctx }) => {
     ownKeysOnly(ctx);
     const { row, key } = await createApiKey(ctx.db, { userId: ownerOf(ctx), name: input.name });
@@ -61,6 +75,7 @@ export const remove = defineAction({
   description: 'Revokes at once in the serving process; other processes stop accepting it within KEY_CACHE_TTL_SECONDS. Revoking a revoked key changes nothing.',
   id: true,
   input: z.strictObject({}),
+  output: apiKeyOutput,
   handler: async ({ id, ctx }) => {
     ownKeysOnly(ctx);
     const row = found(await revokeApiKey(ctx.db, { userId: ownerOf(ctx), id }), 'API key');

@@ -5,6 +5,7 @@ import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { agentNotFound, found, notFound } from '../errors.ts';
 import { present, presentAll } from '../owners.ts';
+import { deletedOutput } from '../outputs.ts';
 import { likePattern, pageOf, pageRequest } from '../pagination.ts';
 import { followRoadmap } from '../roadmaps/sync.ts';
 import { enforceActiveLimit, entersActiveScope, lockActiveScope } from './active-limit.ts';
@@ -13,13 +14,17 @@ import { goalChanges, newGoal, serializeFullGoal, serializeListedGoal } from './
 import { findAgent } from '../agents/queries.ts';
 import { attachGoal, deleteAttachment, deleteGoal, findGoal, goalHistory, goalScope, insertGoal, listGoals, lockGoal, updateGoal } from './queries.ts';
 import { roadmapActions } from './roadmap.ts';
-import { attachInput, detachInput, goalCreateInput, historyInput, listInput, updateInput, type GoalPatch } from './schemas.ts';
+import {
+  attachInput, attachOutput, detachInput, detachOutput, goalCreateInput, goalOutput, goalPageOutput, historyInput, historyOutput, listInput,
+  updateInput, type GoalPatch,
+} from './schemas.ts';
 
 export const list = defineAction({
   summary: 'List goals',
   description: 'Newest first. `count` is the number of goals matching the filter. Goals in a list carry no `roadmap`.',
   readOnly: true,
   input: listInput,
+  output: goalPageOutput,
   handler: async ({ input, ctx }) => {
     const filter = { ownerId: ctx.scope.ownerId, agentId: input.agentId, status: input.status, pattern: input.search && likePattern(input.search) };
     const listed = await listGoals(ctx.db, filter, pageRequest(input));
@@ -32,6 +37,7 @@ export const get = defineAction({
   id: true,
   readOnly: true,
   input: z.strictObject({}),
+  output: goalOutput,
   handler: async ({ id, ctx }) => {
     return present(ctx, found(await findGoal(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Goal'), serializeFullGoal);
   },
@@ -42,6 +48,7 @@ export const create = defineAction({
   description: 'An active goal beyond the active limit of its agent (or of the owner, for goals without an agent) deactivates the oldest active one, atomically.',
   created: true,
   input: goalCreateInput,
+  output: goalOutput,
   handler: async ({ input, ctx }) => {
     const row = await insertGoal(ctx.db, newGoal(input, ctx.scope.actingUserId), ctx.maxActiveGoals);
     if (!row) throw agentNotFound();
@@ -54,6 +61,7 @@ export const update = defineAction({
   description: 'A partial update. Activating a goal (or moving an active one to another agent) applies the active limit. Send `expected_updated_at` to fail with CONFLICT instead of overwriting a newer change.',
   id: true,
   input: updateInput,
+  output: goalOutput,
   handler: async ({ id, input, ctx }) => {
     const { expected_updated_at: expected, ...patch } = input;
     const row = await ctx.db.transaction().execute(async (trx) => {
@@ -101,6 +109,7 @@ export const remove = defineAction({
   description: 'Its attachments go with it; its action items stay, unlinked (`goal_id` and `roadmap_node_id` null).',
   id: true,
   input: z.strictObject({}),
+  output: deletedOutput,
   handler: async ({ id, ctx }) => {
     return { id: found(await deleteGoal(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Goal'), deleted: true as const };
   },
@@ -110,6 +119,7 @@ export const attach = defineAction({
   summary: 'Attach a goal to an agent',
   description: "Makes the goal the agent's lead-info preset. An agent has one attachment: an existing one is replaced, and its goal returned as `replaced_goal_id`. The goal and the agent must have the same owner.",
   input: attachInput,
+  output: attachOutput,
   handler: async ({ input, ctx }) => {
     const attachment = await attachGoal(ctx.db, { goalId: input.goalId, agentId: input.agentId, ownerId: ctx.scope.ownerId });
     if (!attachment) {
@@ -125,6 +135,7 @@ export const detach = defineAction({
   summary: 'Detach a goal from an agent',
   description: 'Idempotent: `detached: false` when nothing (or, with `goalId`, not that goal) was attached.',
   input: detachInput,
+  output: detachOutput,
   handler: async ({ input, ctx }) => {
     const agent = await findAgent(ctx.db, { ownerId: ctx.scope.ownerId, id: input.agentId });
     if (!agent) throw agentNotFound();
@@ -144,6 +155,7 @@ export const history = defineAction({
   id: true,
   readOnly: true,
   input: historyInput,
+  output: historyOutput,
   handler: async ({ id, input, ctx }) => {
     const goal = found(await goalHistory(ctx.db, { ownerId: ctx.scope.ownerId, id, days: input.days }), 'Goal');
     return present(ctx, goal, (row) => ({ goal_id: row.id, days: input.days, points: row.points }));

@@ -1,7 +1,7 @@
 import { defineAction } from '../../rpc/action.ts';
 import { agentNotFound } from '../errors.ts';
 import { findAgent } from '../agents/queries.ts';
-import { generateInput } from './schemas.ts';
+import { generateInput, generateOutput } from './schemas.ts';
 import { suggestGoal } from './suggestions.ts';
 
 export const generate = defineAction({
@@ -15,6 +15,7 @@ export const generate = defineAction({
   streams: true,
   rateLimit: 'generate',
   input: generateInput,
+  output: generateOutput,
   handler: async ({ input, ctx }) => {
     const agent = input.agentId === undefined ? undefined : await findAgent(ctx.db, { ownerId: ctx.scope.ownerId, id: input.agentId });
     if (input.agentId !== undefined && !agent) throw agentNotFound();

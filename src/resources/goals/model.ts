@@ -19,13 +19,9 @@ export const goalListColumns = [
 ] as const satisfies readonly (keyof GoalRow)[];
 export type GoalListRow = Pick<GoalRow, (typeof goalListColumns)[number]>;
 
-/**
- * The goal object of the API. `roadmap` only when `withRoadmap` (get, not list). Added with `Object.assign`, not
- * `{ ...goal, roadmap }`: V8 builds an object literal with a key after a spread on a slow path, on every
- * `goals.get` (docs/performance.md).
- */
-export function serializeGoal(row: GoalListRow & Partial<Pick<GoalRow, 'roadmap'>>, options: { withRoadmap: boolean }) {
-  const goal = {
+/** The goal object of the API as lists answer it: every field but the roadmap. */
+export function serializeListedGoal(row: GoalListRow) {
+  return {
     id: row.id,
     agent_id: row.agent_id,
     name: row.name,
@@ -45,10 +41,18 @@ export function serializeGoal(row: GoalListRow & Partial<Pick<GoalRow, 'roadmap'
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };
-  return options.withRoadmap ? Object.assign(goal, { roadmap: row.roadmap ? inWrittenOrder(row.roadmap) : null }) : goal;
 }
 
-export type Goal = ReturnType<typeof serializeGoal>;
+/**
+ * A goal as get, create and the other single-goal actions answer it: with its roadmap. Added with `Object.assign`,
+ * not `{ ...goal, roadmap }`: V8 builds an object literal with a key after a spread on a slow path, on every
+ * `goals.get` (docs/performance.md).
+ */
+export function serializeFullGoal(row: GoalRow) {
+  return Object.assign(serializeListedGoal(row), { roadmap: row.roadmap ? inWrittenOrder(row.roadmap) : null });
+}
+
+export type Goal = ReturnType<typeof serializeFullGoal>;
 
 /** jsonb keeps keys in its own order; answers list them as the API documents them. */
 function inWrittenOrder(roadmap: Roadmap): Roadmap {
@@ -62,12 +66,6 @@ function inWrittenOrder(roadmap: Roadmap): Roadmap {
     edges: roadmap.edges.map((e) => ({ id: e.id, source: e.source, target: e.target })),
   };
 }
-
-/** A goal as get, create and the other single-goal actions answer it: with its roadmap. */
-export const serializeFullGoal = (row: GoalRow) => serializeGoal(row, { withRoadmap: true });
-
-/** A goal as lists answer it: without its roadmap. */
-export const serializeListedGoal = (row: GoalListRow) => serializeGoal(row, { withRoadmap: false });
 
 /**
  * The metric rules of the spec, on the state a write would leave: scale keeps min < max with target

@@ -2,13 +2,14 @@ import { defineAction } from '../../rpc/action.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { serializeActionItem } from '../action-items/model.ts';
 import { createActionItems } from '../action-items/queries.ts';
+import { createdItemsOutput } from '../action-items/schemas.ts';
 import { found, notNodes } from '../errors.ts';
 import { present, presentAll } from '../owners.ts';
 import { roadmapFromSuggestion } from '../roadmaps/graph.ts';
 import { completeLinkedItems, completeNodes, followRoadmap, linkedNodeIds, saveRoadmap, withGoalLocked } from '../roadmaps/sync.ts';
 import { serializeFullGoal } from './model.ts';
 import { findGoal } from './queries.ts';
-import { convertNodesInput, generateRoadmapInput, updateNodeInput } from './schemas.ts';
+import { convertNodesInput, generateRoadmapInput, goalOutput, updateNodeInput } from './schemas.ts';
 import { suggestRoadmap } from './suggestions.ts';
 
 // The actions on a goal's roadmap. Each writes in `withGoalLocked`: the lock order of roadmaps/sync.ts.
@@ -18,6 +19,7 @@ export const updateNode = defineAction({
   description: "Sets the node's `completed`, recomputes the goal's progress (the share of completed nodes) and completes or reopens every action item linked to the node, in one transaction. A `node_id` the roadmap does not have is a VALIDATION_ERROR. Concurrent updates of different nodes of one goal all apply.",
   id: true,
   input: updateNodeInput,
+  output: goalOutput,
   handler: async ({ id, input, ctx }) => {
     const row = await withGoalLocked(ctx.db, { ownerId: ctx.scope.ownerId, goalId: id }, async (trx, goal) => {
       const nodes = goal.roadmap?.nodes ?? [];
@@ -37,6 +39,7 @@ export const convertNodes = defineAction({
   id: true,
   created: true,
   input: convertNodesInput,
+  output: createdItemsOutput,
   handler: async ({ id, input, ctx }) => {
     const rows = await withGoalLocked(ctx.db, { ownerId: ctx.scope.ownerId, goalId: id }, async (trx, goal) => {
       const nodes = goal.roadmap?.nodes ?? [];
@@ -68,6 +71,7 @@ export const generateRoadmap = defineAction({
   streams: true,
   rateLimit: 'generate',
   input: generateRoadmapInput,
+  output: goalOutput,
   handler: async ({ id, input, ctx }) => {
     // NOT_FOUND before anything is asked of the provider.
     const goal = found(await findGoal(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Goal');

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { goalStatuses, goalTypes, leadFieldTypes, type LeadField } from '../../db/schema.ts';
 import { isoDateTime, patchOf, uuid } from '../../lib/zod.ts';
 import { pageFields } from '../pagination.ts';
+import { pageOutput, recordId, timestamp, withOwner } from '../outputs.ts';
 import { roadmapId, roadmapSchema, MAX_ROADMAP_NODES } from '../roadmaps/graph.ts';
 
 export { goalStatuses, goalTypes, leadFieldTypes };
@@ -137,4 +138,91 @@ export const HISTORY_DAYS_MAX = 365;
 
 export const historyInput = z.strictObject({
   days: z.number().int().min(1).max(HISTORY_DAYS_MAX).default(30).describe('How many UTC days back, today included: 1–365 (default 30).'),
+});
+
+// ---- Answers ----
+
+const leadFieldOutput = z.strictObject({
+  key: z.string(),
+  label: z.string(),
+  type: z.enum(leadFieldTypes),
+  required: z.boolean(),
+  description: z.string().optional(),
+  options: z.array(z.string()).optional(),
+});
+
+const roadmapOutput = z.strictObject({
+  nodes: z.array(
+    z.strictObject({
+      id: z.string(),
+      label: z.string(),
+      completed: z.boolean(),
+      position: z.strictObject({ x: z.number(), y: z.number() }),
+    }),
+  ),
+  edges: z.array(z.strictObject({ id: z.string(), source: z.string(), target: z.string() })),
+});
+
+/** A goal as lists answer it: every field but the roadmap. */
+export const listedGoalOutput = withOwner(
+  z.strictObject({
+    id: recordId(),
+    agent_id: recordId().nullable(),
+    name: z.string(),
+    description: z.string().nullable(),
+    status: z.enum(goalStatuses),
+    is_active: z.boolean().describe('`status` is `active`.'),
+    priority: z.number().int().nullable(),
+    lead_fields: z.array(leadFieldOutput),
+    goal_type: z.enum(goalTypes),
+    target_value: z.number().nullable(),
+    current_value: z.number(),
+    min_value: z.number(),
+    max_value: z.number(),
+    unit: z.string().nullable(),
+    target_date: timestamp().nullable(),
+    progress: z.number().min(0).max(100).describe('0–100: the share of completed roadmap nodes, or the metric’s position.'),
+    created_at: timestamp(),
+    updated_at: timestamp(),
+  }),
+);
+
+/** A goal as get, create and the other single-goal actions answer it: with its roadmap. */
+export const goalOutput = listedGoalOutput.extend({ roadmap: roadmapOutput.nullable() });
+
+export const goalPageOutput = pageOutput(listedGoalOutput);
+
+export const attachOutput = z.strictObject({
+  agent_id: recordId(),
+  goal_id: recordId(),
+  attached_at: timestamp(),
+  replaced_goal_id: recordId().nullable().describe('The goal the agent had attached before, if another one.'),
+});
+
+export const detachOutput = z.strictObject({
+  agent_id: recordId(),
+  goal_id: recordId().nullable(),
+  detached: z.boolean().describe('false when nothing (or not that goal) was attached.'),
+});
+
+export const historyOutput = withOwner(
+  z.strictObject({
+    goal_id: recordId(),
+    days: z.number().int(),
+    points: z.array(
+      z.strictObject({
+        date: z.iso.date().describe('The UTC day.'),
+        progress: z.number(),
+        current_value: z.number(),
+        status: z.enum(goalStatuses),
+      }),
+    ),
+  }),
+);
+
+export const generateOutput = z.strictObject({
+  suggestion: goalSuggestion.extend({ agent_id: recordId().optional() }).describe('Valid `goals.create` input as it stands.'),
+  provider: z.string(),
+  model: z.string(),
+  temperature: z.number(),
 });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { hostOf, nonPublicHost } from '../../lib/public-address.ts';
 import { defineAction } from '../../rpc/action.ts';
+import { deletedOutput } from '../outputs.ts';
 import type { Context } from '../../rpc/context.ts';
 import { AppError } from '../../rpc/errors.ts';
 import { found } from '../errors.ts';
@@ -21,7 +22,9 @@ import {
   MAX_WEBHOOKS,
   updateWebhook,
 } from './queries.ts';
-import { createInput, deliveriesInput, redeliverInput, updateInput } from './schemas.ts';
+import {
+  createdWebhookOutput, createInput, deliveriesInput, deliveryOutput, deliveryPageOutput, redeliverInput, updateInput, webhookOutput, webhookPageOutput,
+} from './schemas.ts';
 
 /** `whsec_` and the base64 of 24 random bytes: the form Standard Webhooks libraries take as a secret. */
 const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
@@ -43,6 +46,7 @@ export const list = defineAction({
   summary: 'List webhooks',
   readOnly: true,
   input: z.strictObject({ ...pageFields }),
+  output: webhookPageOutput,
   handler: async ({ input, ctx }) => {
     return pageOf(await listWebhooks(ctx.db, ctx.scope.ownerId, pageRequest(input)), input.limit, (rows) => presentAll(ctx, rows, serializeWebhook));
   },
@@ -53,6 +57,7 @@ export const get = defineAction({
   id: true,
   readOnly: true,
   input: z.strictObject({}),
+  output: webhookOutput,
   handler: async ({ id, ctx }) => {
     return present(ctx, found(await findWebhook(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Webhook'), serializeWebhook);
   },
@@ -65,6 +70,7 @@ export const create = defineAction({
     '(CONFLICT beyond). The URL must be http(s) and resolve to a public address.',
   created: true,
   input: createInput,
+  output: createdWebhookOutput,
   handler: async ({ input, ctx }) => {
     await checkUrl(ctx, input.url);
     const row = await insertWebhook(ctx.db, {
@@ -85,6 +91,7 @@ export const update = defineAction({
   description: 'A partial update of `url`, `events`, `description`, `enabled`. Re-enable a webhook that a 410 Gone disabled here.',
   id: true,
   input: updateInput,
+  output: webhookOutput,
   handler: async ({ id, input, ctx }) => {
     await checkUrl(ctx, input.url);
     return present(ctx, found(await updateWebhook(ctx.db, { ownerId: ctx.scope.ownerId, id }, input), 'Webhook'), serializeWebhook);
@@ -96,6 +103,7 @@ export const remove = defineAction({
   description: 'Its delivery log goes with it; deliveries not yet made are dropped.',
   id: true,
   input: z.strictObject({}),
+  output: deletedOutput,
   handler: async ({ id, ctx }) => {
     return { id: found(await deleteWebhook(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Webhook'), deleted: true as const };
   },
@@ -107,6 +115,7 @@ export const deliveries = defineAction({
   id: true,
   readOnly: true,
   input: deliveriesInput,
+  output: deliveryPageOutput,
   handler: async ({ id, input, ctx }) => {
     const webhook = found(await findWebhook(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Webhook');
     const listed = await listDeliveries(ctx.db, { webhookId: webhook.id, status: input.status }, pageRequest(input));
@@ -121,6 +130,7 @@ export const test = defineAction({
     'the type, and answers its delivery after the attempt; a failed attempt is retried like any other.',
   id: true,
   input: z.strictObject({}),
+  output: deliveryOutput,
   handler: async ({ id, ctx }) => {
     const webhook = found(await findWebhook(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Webhook');
     const settings = ctx.services.webhooks;
@@ -138,6 +148,7 @@ export const redeliver = defineAction({
     'CONFLICT when the delivery is not failed, or the webhook is disabled (enable it first).',
   id: true,
   input: redeliverInput,
+  output: deliveryOutput,
   handler: async ({ id, input, ctx }) => {
     const webhook = found(await findWebhook(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Webhook');
     if (!webhook.enabled) throw new AppError({ code: 'CONFLICT', message: 'The webhook is disabled; enable it before redelivering' });

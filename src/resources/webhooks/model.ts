@@ -1,6 +1,6 @@
 import type { ActionItemRow, DeliveryRow, GoalRow, WebhookEventType, WebhookRow } from '../../db/schema.ts';
 import { serializeActionItem } from '../action-items/model.ts';
-import { serializeGoal } from '../goals/model.ts';
+import { serializeListedGoal } from '../goals/model.ts';
 import { iso } from '../owners.ts';
 
 /** The webhook object of the API: never its secret (create alone answers it, beside this). */
@@ -59,7 +59,7 @@ function eventData(event: StoredEvent): object {
     case 'action_item.completed':
       return serializeActionItem(revive<ActionItemRow>(event.data, ['due_at', 'completed_at', 'created_at', 'updated_at']));
     case 'goal.completed':
-      return serializeGoal(revive<GoalRow>(event.data, ['target_date', 'created_at', 'updated_at']), { withRoadmap: false });
+      return serializeListedGoal(revive<GoalRow>(event.data, ['target_date', 'created_at', 'updated_at']));
     case 'webhook.test':
       return event.data;
   }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { deliveryStatuses, webhookEventTypes } from '../../db/schema.ts';
 import { patchOf, uuid } from '../../lib/zod.ts';
 import { pageFields } from '../pagination.ts';
+import { pageOutput, recordId, timestamp, withOwner } from '../outputs.ts';
 
 /** The longest webhook URL accepted. */
 export const URL_MAX = 2000;
@@ -43,3 +44,39 @@ export const deliveriesInput = z.strictObject({
 export const redeliverInput = z.strictObject({
   delivery_id: uuid().describe('A failed delivery of this webhook.'),
 });
+
+// ---- Answers ----
+
+export const webhookOutput = withOwner(
+  z.strictObject({
+    id: recordId(),
+    url: z.string(),
+    events: z.array(z.enum(webhookEventTypes)),
+    description: z.string().nullable(),
+    enabled: z.boolean(),
+    created_at: timestamp(),
+    updated_at: timestamp(),
+  }),
+);
+
+export const createdWebhookOutput = webhookOutput.extend({
+  secret: z.string().describe('`whsec_…`: shown once, here. Verifies the signature of every delivery (docs/webhooks.md).'),
+});
+
+export const webhookPageOutput = pageOutput(webhookOutput);
+
+export const deliveryOutput = z.strictObject({
+  id: recordId(),
+  webhook_id: recordId(),
+  event_id: z.string(),
+  event_type: z.enum(webhookEventTypes),
+  status: z.enum(deliveryStatuses),
+  attempts: z.number().int().min(0),
+  last_status_code: z.number().int().nullable().describe('The HTTP status of the last attempt; null if it got none.'),
+  last_error: z.string().nullable(),
+  next_attempt_at: timestamp().nullable(),
+  delivered_at: timestamp().nullable(),
+  created_at: timestamp(),
+});
+
+export const deliveryPageOutput = pageOutput(deliveryOutput);
