@@ -54,7 +54,7 @@ describe('GET /openapi.json', () => {
 
   it('lists every action of the registry at /v1/{resource}/{action}, with its input schema', () => {
     expect(actions.length).toBeGreaterThanOrEqual(15);
-    const actionPaths = Object.keys(doc.paths).filter((p) => p !== '/v1');
+    const actionPaths = Object.keys(doc.paths).filter((p) => doc.paths[p].post && /^\/v1\/[^/{]+\/[^/{]+$/.test(p));
     expect(actionPaths.sort()).toEqual(actions.map((a) => `/v1/${a.resource}/${a.action}`).sort());
     for (const { resource, action, def } of actions) {
       const op = doc.paths[`/v1/${resource}/${action}`].post;
@@ -65,16 +65,52 @@ describe('GET /openapi.json', () => {
       const body = requestSchema(resource, action);
       expect(body.additionalProperties).toBe(false);
       expect(Object.keys(body.properties).sort()).toEqual(def.id ? ['data', 'id'] : ['data']);
-      expect(body.required).toEqual(def.id ? ['id'] : []);
-      if (def.id) expect(body.properties.id).toMatchObject({ type: 'string', format: 'uuid' });
-      // data: exactly the fields of the action's input schema, plus the admin fields, nothing else.
+      // data: exactly the fields of the action's input schema (the admin fields are documented apart, AdminFields).
       const data = dataSchema(resource, action);
       expect(data.type).toBe('object');
       expect(data.additionalProperties).toBe(false);
       const shape = (def.input as unknown as { shape?: Record<string, unknown>; _zod: { def: { shape?: Record<string, unknown>; schema?: { shape?: Record<string, unknown> } } } });
       const fields = Object.keys(shape.shape ?? shape._zod.def.shape ?? shape._zod.def.schema?.shape ?? {});
-      expect(Object.keys(data.properties).sort(), `${resource}.${action}`).toEqual([...fields, 'adminMode', 'userId'].sort());
+      expect(Object.keys(data.properties).sort(), `${resource}.${action}`).toEqual([...fields].sort());
+      // `data` is required where the action has a required field; `id` where it names a record.
+      const needsData = (data.required ?? []).length > 0;
+      expect(body.required).toEqual([...(def.id ? ['id'] : []), ...(needsData ? ['data'] : [])]);
+      if (def.id) expect(body.properties.id).toMatchObject({ type: 'string', format: 'uuid' });
     }
+  });
+
+  it('documents the admin fields apart, so that a standard user\'s requests do not carry them', () => {
+    expect(Object.keys(doc.components.schemas.AdminFields.properties).sort()).toEqual(['adminMode', 'userId']);
+    expect(doc.info.description).toContain('AdminFields');
+  });
+
+  it('answers each action with {success: true, data: <its output>}, errors with the one envelope by status', () => {
+    for (const { resource, action, def } of actions) {
+      const op = doc.paths[`/v1/${resource}/${action}`].post;
+      const answer = op.responses[def.created ? '201' : '200'].content['application/json'].schema;
+      expect(answer.required).toEqual(['success', 'data']);
+      expect(answer.properties.success).toEqual({ const: true });
+      expect(answer.properties.data, `${resource}.${action}`).toBeTruthy();
+      for (const status of ['400', '401', '403', '404', '429', '500', '503']) {
+        expect(op.responses[status]).toEqual({ $ref: `#/components/responses/${status}` });
+      }
+      expect(op.responses['409'] !== undefined).toBe(!def.readOnly);
+      expect(op.responses['502'] !== undefined).toBe(def.rateLimit === 'generate');
+    }
+    expect(doc.components.responses['429'].headers).toHaveProperty('Retry-After');
+    expect(doc.components.responses['404'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Goal', 'ListedGoal', 'ActionItem', 'Agent', 'ApiKey', 'Webhook', 'Delivery', 'Owner']));
+  });
+
+  it('lists the REST routes, the WebSocket, MCP, health and readiness, and declares servers and a license', () => {
+    expect(doc.paths['/v1/goals'].get.operationId).toBe('goals.list.rest');
+    expect(doc.paths['/v1/goals'].post.operationId).toBe('goals.create.rest');
+    expect(Object.keys(doc.paths['/v1/goals/{id}']).sort()).toEqual(['delete', 'get', 'patch']);
+    expect(doc.paths['/v1/goals/{id}/history'].get.parameters.map((p: any) => p.name)).toEqual(['id', 'days']);
+    expect(doc.paths['/v1/goals'].get.parameters.find((p: any) => p.name === 'limit').schema).toMatchObject({ type: 'integer' });
+    for (const path of ['/v1/ws', '/healthz', '/readyz', '/mcp']) expect(doc.paths, path).toHaveProperty([path]);
+    expect(doc.servers.length).toBeGreaterThan(0);
+    expect(doc.info.license).toMatchObject({ name: expect.any(String) });
   });
 
   it('offers every action in the POST /v1 oneOf, each pinned to its resource and action', () => {
@@ -85,9 +121,10 @@ describe('GET /openapi.json', () => {
       expect(envelope).toMatchObject({
         type: 'object',
         additionalProperties: false,
-        required: ['resource', 'action', ...(def.id ? ['id'] : [])],
         properties: { resource: { const: resource }, action: { const: action } },
       });
+      const needsData = requestSchema(resource, action).required.includes('data');
+      expect(envelope.required).toEqual(['resource', 'action', ...(def.id ? ['id'] : []), ...(needsData ? ['data'] : [])]);
       expect(envelope.properties.data).toEqual(dataSchema(resource, action));
     }
   });
@@ -120,13 +157,22 @@ describe('GET /openapi.json', () => {
 });
 
 describe('the document matches what the API does', () => {
-  it('answers validate against the Success and Error schemas, CONFLICT details included', async () => {
+  it("answers validate against each operation's answer schema and the Error schema, CONFLICT details included", async () => {
     const validator = ajv();
-    const success = validator.compile(doc.components.schemas.Success);
-    const error = validator.compile(doc.components.schemas.Error);
+    // The answer schemas refer to shared shapes under #/components: compile them beside the components.
+    const answerOf = (resource: string, action: string, status: string) =>
+      validator.compile({ ...doc.paths[`/v1/${resource}/${action}`].post.responses[status].content['application/json'].schema, components: doc.components });
+    const error = validator.compile({ ...doc.components.schemas.Error });
     const alice = await h.user();
-    const created = await h.invoke(alice.key, { resource: 'goals', action: 'create', data: { name: 'A', status: 'inactive' } });
-    expect(success(created.body)).toBe(true);
+    const created = await h.invoke(alice.key, { resource: 'goals', action: 'create', data: { name: 'A', status: 'inactive', roadmap: { nodes: [{ id: 'a', label: 'A' }] } } });
+    const goalCreated = answerOf('goals', 'create', '201');
+    expect(goalCreated(created.body), JSON.stringify(goalCreated.errors)).toBe(true);
+    // The document's answer schemas are strict: a field it does not declare fails them.
+    expect(goalCreated({ ...created.body, data: { ...created.body.data, surprise: 1 } })).toBe(false);
+    const listed = await h.invoke(alice.key, { resource: 'goals', action: 'list' });
+    expect(answerOf('goals', 'list', '200')(listed.body)).toBe(true);
+    const item = await h.invoke(alice.key, { resource: 'action-items', action: 'create', data: { description: 'x', goal_id: created.body.data.id } });
+    expect(answerOf('action-items', 'create', '201')(item.body)).toBe(true);
     const answers = [
       await h.invoke(alice.key, { resource: 'goals', action: 'create', data: { name: '' } }),
       await h.invoke(alice.key, { resource: 'goals', action: 'get', id: randomUUID() }),
@@ -137,6 +183,23 @@ describe('the document matches what the API does', () => {
     expect(answers.map((a) => a.status)).toEqual([400, 404, 409, 401, 404]);
     for (const answer of answers) expect(error(answer.body), JSON.stringify({ body: answer.body, errors: error.errors })).toBe(true);
     expect(error({ success: false, error: { code: 'NOPE', message: 'x', status: 400, request_id: 'r' } })).toBe(false);
+  });
+
+  it("gives every action an example body that works for a standard user (the reference page's try-it default)", async () => {
+    const alice = await h.user();
+    for (const { resource, action, def } of actions) {
+      const op = doc.paths[`/v1/${resource}/${action}`].post;
+      const example = op.requestBody.content['application/json'].example;
+      expect(example, `${resource}.${action}`).toBeTruthy();
+      const res = await h.request(`/v1/${resource}/${action}`, { method: 'POST', key: alice.key, headers: { 'content-type': 'application/json' }, body: JSON.stringify(example) });
+      // Examples that name records by id cannot name yours: those validate and answer NOT_FOUND.
+      const namesRecords = def.id || JSON.stringify(example.data).includes('00000000-0000-4000-8000');
+      const expected = namesRecords ? [404] : [def.created ? 201 : 200];
+      expect(expected, `${resource}.${action}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`).toContain(res.status);
+      if (res.status === 404) expect(res.body.error.code).toMatch(/NOT_FOUND$/);
+    }
+    const invoke = doc.paths['/v1'].post.requestBody.content['application/json'].example;
+    expect((await h.invoke(alice.key, invoke)).status).toBe(201);
   });
 
   it('never refuses in the document what the API accepts (goals.create, random data)', async () => {

@@ -12,7 +12,8 @@ export const recordId = () => z.uuid();
 /** The owner an admin-mode answer adds to each record (SPEC §3). */
 export const ownerOutput = z
   .strictObject({ id: recordId(), email: z.string(), name: z.string().nullable() })
-  .describe('Only in admin mode (`data.adminMode` or `data.userId`, internal_admin only): who owns the record.');
+  .describe('Only in admin mode (`data.adminMode` or `data.userId`, internal_admin only): who owns the record.')
+  .meta({ id: 'Owner' });
 
 /** A record as a standard user sees it, plus the `owner` admin mode adds. */
 export const withOwner = <S extends z.core.$ZodLooseShape>(record: z.ZodObject<S>) => record.extend({ owner: ownerOutput.optional() });

@@ -13,6 +13,11 @@ export interface Action<I extends z.ZodType = z.ZodType, O extends z.ZodType = z
   input: I;
   /** The answer's `data`. Plain schemas only (no defaults or transforms): what the handler returns is sent as is. */
   output: O;
+  /**
+   * A `data` that the action accepts, for the reference page's "try it" body and the docs (checked by the tests:
+   * for a standard user it succeeds, or is NOT_FOUND where it names records by id). Default: `{}`.
+   */
+  example?: z.input<I>;
   /** The action names a record by the envelope's `id`. */
   id?: boolean;
   /** Allowed to the read-only `consumer` role. */

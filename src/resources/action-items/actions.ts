@@ -50,6 +50,7 @@ export const create = defineAction({
   created: true,
   input: createInput,
   output: actionItemOutput,
+  example: { description: 'Call back about pricing', due_at: '2030-01-15T09:00:00Z' },
   handler: async ({ input, ctx }) => {
     const [row] = await createActionItems(ctx.db, { ownerId: ctx.scope.actingUserId, items: [toNewItem(input)], pathOf: () => ['data'] });
     return present(ctx, row!, serializeActionItem);
@@ -62,6 +63,7 @@ export const batchCreate = defineAction({
   created: true,
   input: batchCreateInput,
   output: createdItemsOutput,
+  example: { action_items: [{ description: 'Send the proposal' }, { description: 'Book a demo', due_at: '2030-01-20T15:00:00Z' }] },
   handler: async ({ input, ctx }) => {
     const rows = await createActionItems(ctx.db, {
       ownerId: ctx.scope.actingUserId,
@@ -79,6 +81,7 @@ export const update = defineAction({
   id: true,
   input: updateInput,
   output: actionItemOutput,
+  example: { completed: true },
   handler: async ({ id, input, ctx }) => {
     const patch: ItemPatch = { ...input, due_at: toDate(input.due_at) };
     // Most updates are one statement; one that relinks the item, or whose node must follow, locks the goal first.

@@ -73,7 +73,7 @@ export const actionItemOutput = withOwner(
     created_at: timestamp(),
     updated_at: timestamp(),
   }),
-);
+).meta({ id: 'ActionItem' });
 
 export const actionItemPageOutput = pageOutput(actionItemOutput);
 

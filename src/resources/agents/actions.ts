@@ -25,7 +25,7 @@ const agentOutput = withOwner(
     created_at: timestamp(),
     updated_at: timestamp(),
   }),
-);
+).meta({ id: 'Agent' });
 const agentPageOutput = pageOutput(agentOutput);
 
 export const list = defineAction({
@@ -58,6 +58,7 @@ export const create = defineAction({
   created: true,
   input: agentFields.partial().required({ name: true }).strict(),
   output: agentOutput,
+  example: { name: 'Sales assistant', description: 'Answers inbound calls' },
   handler: async ({ input, ctx }) => {
     const row = await insertAgent(ctx.db, {
       owner_id: ctx.scope.actingUserId,
@@ -74,6 +75,7 @@ export const update = defineAction({
   id: true,
   input: patchOf(agentFields),
   output: agentOutput,
+  example: { is_active: false },
   handler: async ({ id, input, ctx }) => {
     return present(ctx, found(await updateAgent(ctx.db, { ownerId: ctx.scope.ownerId, id }, input), 'Agent'), serializeAgent);
   },

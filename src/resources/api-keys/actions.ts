@@ -29,7 +29,7 @@ const apiKeyOutput = z.strictObject({
   created_at: timestamp(),
   last_used_at: timestamp().nullable(),
   revoked_at: timestamp().nullable(),
-});
+}).meta({ id: 'ApiKey' });
 const apiKeyPageOutput = pageOutput(apiKeyOutput);
 const createdApiKeyOutput = apiKeyOutput.extend({ key: z.string().describe('The key itself (`gp_live_…`): shown once, here.') });
 
@@ -63,6 +63,7 @@ export const create = defineAction({
   created: true,
   input: z.strictObject({ name: z.string().trim().min(1).max(100).default('API key') }),
   output: createdApiKeyOutput,
+  example: { name: 'CI' },
   handler: async ({ input, ctx }) => {
     ownKeysOnly(ctx);
     const { row, key } = await createApiKey(ctx.db, { userId: ownerOf(ctx), name: input.name });

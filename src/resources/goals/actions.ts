@@ -49,6 +49,7 @@ export const create = defineAction({
   created: true,
   input: goalCreateInput,
   output: goalOutput,
+  example: { name: 'Qualify inbound leads', lead_fields: [{ key: 'email', label: 'Email', type: 'email', required: true }], target_value: 8 },
   handler: async ({ input, ctx }) => {
     const row = await insertGoal(ctx.db, newGoal(input, ctx.scope.actingUserId), ctx.maxActiveGoals);
     if (!row) throw agentNotFound();
@@ -62,6 +63,7 @@ export const update = defineAction({
   id: true,
   input: updateInput,
   output: goalOutput,
+  example: { current_value: 5 },
   handler: async ({ id, input, ctx }) => {
     const { expected_updated_at: expected, ...patch } = input;
     const row = await ctx.db.transaction().execute(async (trx) => {
@@ -120,6 +122,7 @@ export const attach = defineAction({
   description: "Makes the goal the agent's lead-info preset. An agent has one attachment: an existing one is replaced, and its goal returned as `replaced_goal_id`. The goal and the agent must have the same owner.",
   input: attachInput,
   output: attachOutput,
+  example: { goalId: '00000000-0000-4000-8000-000000000001', agentId: '00000000-0000-4000-8000-000000000002' },
   handler: async ({ input, ctx }) => {
     const attachment = await attachGoal(ctx.db, { goalId: input.goalId, agentId: input.agentId, ownerId: ctx.scope.ownerId });
     if (!attachment) {
@@ -136,6 +139,7 @@ export const detach = defineAction({
   description: 'Idempotent: `detached: false` when nothing (or, with `goalId`, not that goal) was attached.',
   input: detachInput,
   output: detachOutput,
+  example: { agentId: '00000000-0000-4000-8000-000000000002' },
   handler: async ({ input, ctx }) => {
     const agent = await findAgent(ctx.db, { ownerId: ctx.scope.ownerId, id: input.agentId });
     if (!agent) throw agentNotFound();
@@ -156,6 +160,7 @@ export const history = defineAction({
   readOnly: true,
   input: historyInput,
   output: historyOutput,
+  example: { days: 7 },
   handler: async ({ id, input, ctx }) => {
     const goal = found(await goalHistory(ctx.db, { ownerId: ctx.scope.ownerId, id, days: input.days }), 'Goal');
     return present(ctx, goal, (row) => ({ goal_id: row.id, days: input.days, points: row.points }));

@@ -16,6 +16,7 @@ export const generate = defineAction({
   rateLimit: 'generate',
   input: generateInput,
   output: generateOutput,
+  example: { description: 'Ask callers for their name, email and monthly budget' },
   handler: async ({ input, ctx }) => {
     const agent = input.agentId === undefined ? undefined : await findAgent(ctx.db, { ownerId: ctx.scope.ownerId, id: input.agentId });
     if (input.agentId !== undefined && !agent) throw agentNotFound();

@@ -20,6 +20,7 @@ export const updateNode = defineAction({
   id: true,
   input: updateNodeInput,
   output: goalOutput,
+  example: { node_id: 'n1', completed: true },
   handler: async ({ id, input, ctx }) => {
     const row = await withGoalLocked(ctx.db, { ownerId: ctx.scope.ownerId, goalId: id }, async (trx, goal) => {
       const nodes = goal.roadmap?.nodes ?? [];
@@ -72,6 +73,7 @@ export const generateRoadmap = defineAction({
   rateLimit: 'generate',
   input: generateRoadmapInput,
   output: goalOutput,
+  example: { instructions: 'Three milestones at most' },
   handler: async ({ id, input, ctx }) => {
     // NOT_FOUND before anything is asked of the provider.
     const goal = found(await findGoal(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Goal');

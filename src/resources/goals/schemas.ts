@@ -149,7 +149,7 @@ const leadFieldOutput = z.strictObject({
   required: z.boolean(),
   description: z.string().optional(),
   options: z.array(z.string()).optional(),
-});
+}).meta({ id: 'LeadField' });
 
 const roadmapOutput = z.strictObject({
   nodes: z.array(
@@ -161,7 +161,7 @@ const roadmapOutput = z.strictObject({
     }),
   ),
   edges: z.array(z.strictObject({ id: z.string(), source: z.string(), target: z.string() })),
-});
+}).meta({ id: 'Roadmap' });
 
 /** A goal as lists answer it: every field but the roadmap. */
 export const listedGoalOutput = withOwner(
@@ -185,10 +185,10 @@ export const listedGoalOutput = withOwner(
     created_at: timestamp(),
     updated_at: timestamp(),
   }),
-);
+).meta({ id: 'ListedGoal', description: 'A goal as lists answer it: without its roadmap.' });
 
 /** A goal as get, create and the other single-goal actions answer it: with its roadmap. */
-export const goalOutput = listedGoalOutput.extend({ roadmap: roadmapOutput.nullable() });
+export const goalOutput = listedGoalOutput.extend({ roadmap: roadmapOutput.nullable() }).meta({ id: 'Goal' });
 
 export const goalPageOutput = pageOutput(listedGoalOutput);
 

@@ -71,6 +71,7 @@ export const create = defineAction({
   created: true,
   input: createInput,
   output: createdWebhookOutput,
+  example: { url: 'https://example.com/goalpost-events', events: ['action_item.due', 'goal.completed'] },
   handler: async ({ input, ctx }) => {
     await checkUrl(ctx, input.url);
     const row = await insertWebhook(ctx.db, {
@@ -92,6 +93,7 @@ export const update = defineAction({
   id: true,
   input: updateInput,
   output: webhookOutput,
+  example: { enabled: false },
   handler: async ({ id, input, ctx }) => {
     await checkUrl(ctx, input.url);
     return present(ctx, found(await updateWebhook(ctx.db, { ownerId: ctx.scope.ownerId, id }, input), 'Webhook'), serializeWebhook);
@@ -149,6 +151,7 @@ export const redeliver = defineAction({
   id: true,
   input: redeliverInput,
   output: deliveryOutput,
+  example: { delivery_id: '00000000-0000-4000-8000-000000000003' },
   handler: async ({ id, input, ctx }) => {
     const webhook = found(await findWebhook(ctx.db, { ownerId: ctx.scope.ownerId, id }), 'Webhook');
     if (!webhook.enabled) throw new AppError({ code: 'CONFLICT', message: 'The webhook is disabled; enable it before redelivering' });

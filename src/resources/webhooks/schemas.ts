@@ -57,7 +57,7 @@ export const webhookOutput = withOwner(
     created_at: timestamp(),
     updated_at: timestamp(),
   }),
-);
+).meta({ id: 'Webhook' });
 
 export const createdWebhookOutput = webhookOutput.extend({
   secret: z.string().describe('`whsec_…`: shown once, here. Verifies the signature of every delivery (docs/webhooks.md).'),
@@ -77,6 +77,6 @@ export const deliveryOutput = z.strictObject({
   next_attempt_at: timestamp().nullable(),
   delivered_at: timestamp().nullable(),
   created_at: timestamp(),
-});
+}).meta({ id: 'Delivery' });
 
 export const deliveryPageOutput = pageOutput(deliveryOutput);
