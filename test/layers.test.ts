@@ -10,6 +10,8 @@ const root = resolve(import.meta.dirname, '..');
 
 /** Each layer's rank, by path under src/ (first match wins). */
 const LAYERS: [prefix: string, layer: string, rank: number][] = [
+  // The typed client imports nothing of the server (checked below): it ships to browsers on its own.
+  ['src/client/', 'client', 0],
   ['src/lib/', 'lib', 0],
   ['src/config.ts', 'lib', 0],
   ['src/logger.ts', 'lib', 0],
@@ -91,6 +93,17 @@ describe('the import graph', () => {
 
   it('has no circle', () => {
     expect(circlesIn(graph)).toEqual([]);
+  });
+
+  it('keeps the client free of server code: it imports its own files and eventsource-parser only', () => {
+    const client = files.filter((file) => file.startsWith('src/client/'));
+    expect(client.length).toBeGreaterThan(0);
+    for (const file of client) {
+      expect(importsOf(file).filter((target) => !target.startsWith('src/client/')), file).toEqual([]);
+      const text = readFileSync(join(root, file), 'utf8');
+      const packages = [...text.matchAll(/\bfrom\s*'([^.'][^']*)'/g)].map((m) => m[1]);
+      expect(packages.filter((name) => name !== 'eventsource-parser'), file).toEqual([]);
+    }
   });
 
   it('keeps migrations free of app code', () => {
