@@ -10,6 +10,8 @@ import type { RateLimiter } from './auth/rate-limit.ts';
 import type { Db } from './db/client.ts';
 import type { AdmissionDeps } from './http/admission.ts';
 import { renderError, responseHeaders, type Env } from './http/answer.ts';
+import { bodyLimit } from './http/body-limit.ts';
+import { mcpRoute } from './http/mcp.ts';
 import { createV1 } from './http/v1.ts';
 import { createWebSocketHub, webSocketRoute, type WebSocketHub } from './http/websocket.ts';
 import type { Logger } from './logger.ts';
@@ -96,6 +98,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     });
   });
   app.route('/v1', createV1({ ...admission, logger: deps.logger, bodyLimitBytes: deps.bodyLimitBytes }));
+  app.post(
+    '/mcp',
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes,
+      onError: () => {
+        throw new AppError({ code: 'PAYLOAD_TOO_LARGE', message: `The request body is over ${deps.bodyLimitBytes} bytes` });
+      },
+    }),
+    mcpRoute({ ...admission, logger: deps.logger }),
+  );
 
   const allowedMethods = routeMethods(app);
   app.notFound((c) => {

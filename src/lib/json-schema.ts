@@ -100,3 +100,21 @@ function objectBranch(schema: Json): Json | undefined {
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/**
+ * The answer side of a zod schema as JSON Schema: the root itself (zod writes a root with an `id` as a `$ref` to its
+ * own definition; here it is unwrapped, `id` naming it) and the named shapes it holds, by name.
+ *
+ * @example outputJsonSchema(goalOutput) // { schema: { type: 'object', … }, defs: { Roadmap: …, Owner: … }, id: 'Goal' }
+ */
+export function outputJsonSchema(schema: z.ZodType): { schema: Json; defs: Record<string, Json>; id?: string } {
+  const { $schema: _drop, $defs, $ref, ...rest } = z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as Json;
+  const defs = { ...($defs as Record<string, Json> | undefined) };
+  if (typeof $ref === 'string' && $ref.startsWith('#/$defs/')) {
+    const id = $ref.slice('#/$defs/'.length);
+    const root = defs[id]!;
+    delete defs[id];
+    return { schema: { ...root, ...rest }, defs, id };
+  }
+  return { schema: rest, defs };
+}

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { plainJsonSchema } from '../lib/json-schema.ts';
+import { outputJsonSchema, plainJsonSchema } from '../lib/json-schema.ts';
 import type { Action, ActionRegistry } from './action.ts';
 import { adminFields } from './dispatch.ts';
 import { errorStatus } from './errors.ts';
@@ -90,9 +90,8 @@ class AnswerSchemas {
 
   /** The JSON Schema of an answer's `data`; a shape with an `id` (see `outputs.ts`) is a `$ref` to its component. */
   of(output: z.ZodType): JsonSchema {
-    const { $schema: _drop, $defs, ...schema } = z.toJSONSchema(output, { io: 'output', unrepresentable: 'any' }) as JsonSchema;
-    for (const [name, def] of Object.entries(($defs ?? {}) as Record<string, JsonSchema>)) this.shared[name] ??= tidy(def);
-    const id = z.globalRegistry.get(output)?.id;
+    const { schema, defs, id } = outputJsonSchema(output);
+    for (const [name, def] of Object.entries(defs)) this.shared[name] ??= tidy(def);
     if (id) {
       this.shared[id] ??= tidy(schema);
       return ref(id);
