@@ -16,6 +16,7 @@ import { createV1 } from './http/v1.ts';
 import { createWebSocketHub, webSocketRoute, type WebSocketHub } from './http/websocket.ts';
 import type { Logger } from './logger.ts';
 import type { WebhookSettings } from './rpc/context.ts';
+import type { DispatchDeps } from './rpc/dispatch.ts';
 import { AppError } from './rpc/errors.ts';
 import { buildOpenApi } from './rpc/openapi.ts';
 import { registry } from './resources/index.ts';
@@ -39,6 +40,20 @@ export interface AppDeps {
   checkAnswers?: boolean;
 }
 
+/** What the dispatcher needs to run the registry's actions: every transport's (and `goalpost mcp`'s) half of the app. */
+export function dispatchDeps(
+  deps: Pick<AppDeps, 'db' | 'authenticator' | 'maxActiveGoals' | 'ai' | 'webhooks' | 'generateRateLimiter' | 'checkAnswers'>,
+): DispatchDeps {
+  return {
+    registry,
+    db: deps.db,
+    maxActiveGoals: deps.maxActiveGoals,
+    services: { forgetApiKey: deps.authenticator.forgetApiKey, ai: deps.ai, webhooks: deps.webhooks },
+    limiters: { generate: deps.generateRateLimiter },
+    checkAnswers: deps.checkAnswers,
+  };
+}
+
 const scalarBundle = (() => {
   let bundle: string | undefined;
   return () => {
@@ -55,18 +70,7 @@ const scalarBundle = (() => {
  */
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
-  const admission: AdmissionDeps = {
-    authenticator: deps.authenticator,
-    rateLimiter: deps.rateLimiter,
-    dispatch: {
-      registry,
-      db: deps.db,
-      maxActiveGoals: deps.maxActiveGoals,
-      services: { forgetApiKey: deps.authenticator.forgetApiKey, ai: deps.ai, webhooks: deps.webhooks },
-      limiters: { generate: deps.generateRateLimiter },
-      checkAnswers: deps.checkAnswers,
-    },
-  };
+  const admission: AdmissionDeps = { authenticator: deps.authenticator, rateLimiter: deps.rateLimiter, dispatch: dispatchDeps(deps) };
 
   app.use(responseHeaders());
   // The reference page is a browser document: it gets Hono's full set for HTML as well.

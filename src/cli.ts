@@ -8,6 +8,7 @@ import { AppError } from './rpc/errors.ts';
 import { createUserWithKey } from './resources/users/queries.ts';
 import { startWorker } from './jobs/worker.ts';
 import { createLogger } from './logger.ts';
+import { serveMcpStdio } from './mcp.ts';
 
 const usage = `Usage:
   goalpost users create --email E [--name N] [--role standard_user|consumer|internal_admin]
@@ -16,6 +17,8 @@ const usage = `Usage:
       Runs pending migrations.
   goalpost worker
       Runs the background work alone (reminders, webhook deliveries) until SIGTERM; run the API with WORKER=false.
+  goalpost mcp --key K   (or GOALPOST_API_KEY=K)
+      Serves the MCP tools over stdio as the key's user, for local MCP clients (docs/mcp.md).
 All use DATABASE_URL, or the embedded database in DATA_DIR (default ./.data) when it is unset.`;
 
 const userArgs = z.object({
@@ -33,10 +36,16 @@ async function main(argv: string[]) {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { email: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      email: { type: 'string' },
+      name: { type: 'string' },
+      role: { type: 'string' },
+      key: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const command = positionals.join(' ');
-  if (values.help || !['users create', 'migrate', 'worker'].includes(command)) {
+  if (values.help || !['users create', 'migrate', 'worker', 'mcp'].includes(command)) {
     if (values.help) return console.log(usage);
     fail(usage);
   }
@@ -46,6 +55,11 @@ async function main(argv: string[]) {
     config = loadConfig();
   } catch (error) {
     fail(error instanceof ConfigError ? error.message : String(error));
+  }
+  if (command === 'mcp') {
+    const key = values.key ?? process.env.GOALPOST_API_KEY;
+    if (!key) fail('goalpost mcp: pass --key <api key> or set GOALPOST_API_KEY');
+    return serveMcpStdio(config, key);
   }
   // Validated before the database opens: `fail` exits at once, which would leave an embedded database unclosed.
   const args = command === 'users create' ? userArgs.safeParse(values) : undefined;

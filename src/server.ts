@@ -7,7 +7,7 @@ import { createApp } from './app.ts';
 import { createAuthenticator } from './auth/authenticate.ts';
 import { createRateLimiter } from './auth/rate-limit.ts';
 import { ConfigError, loadConfig, webhookSettings, type Config } from './config.ts';
-import { openDatabase } from './db/client.ts';
+import { openDatabase, type Db } from './db/client.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger } from './logger.ts';
 import { createUserWithKey } from './resources/users/queries.ts';
@@ -50,15 +50,7 @@ export async function startServer(config: Config) {
   });
   await migrateToLatest(database.db);
 
-  const authenticator = createAuthenticator({
-    db: database.db,
-    cacheTtlMs: config.KEY_CACHE_TTL_SECONDS * 1000,
-    jwtSecret: config.JWT_SECRET,
-    jwksUrl: config.JWT_JWKS_URL,
-    jwtIssuer: config.JWT_ISSUER,
-    jwtAudience: config.JWT_AUDIENCE,
-    serviceKey: config.SERVICE_KEY,
-  });
+  const authenticator = authenticatorFor(config, database.db);
   const { rateLimiter, generateRateLimiter } = createLimiters(config, database.sql);
   const webSockets = createWebSocketHub();
   const app = createApp({
@@ -126,7 +118,21 @@ async function shutDown(
 }
 
 /** The general per-credential limit, and the per-user budget of the generating actions in the same store. */
-function createLimiters(config: Config, sql: Parameters<typeof createRateLimiter>[0]['sql']) {
+/** The authenticator the configuration asks for (API keys, JWTs, the service key). */
+export function authenticatorFor(config: Config, db: Db) {
+  return createAuthenticator({
+    db,
+    cacheTtlMs: config.KEY_CACHE_TTL_SECONDS * 1000,
+    jwtSecret: config.JWT_SECRET,
+    jwksUrl: config.JWT_JWKS_URL,
+    jwtIssuer: config.JWT_ISSUER,
+    jwtAudience: config.JWT_AUDIENCE,
+    serviceKey: config.SERVICE_KEY,
+  });
+}
+
+/** The general rate limiter and the per-user one of the generating actions, in the configured store. */
+export function createLimiters(config: Config, sql: Parameters<typeof createRateLimiter>[0]['sql']) {
   const shared = { store: config.RATE_LIMIT_STORE, sql, redisUrl: config.REDIS_URL };
   return {
     rateLimiter: createRateLimiter({ ...shared, perMinute: config.RATE_LIMIT_PER_MINUTE }),

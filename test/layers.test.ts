@@ -25,6 +25,7 @@ const LAYERS: [prefix: string, layer: string, rank: number][] = [
   ['src/app.ts', 'app', 8],
   ['src/server.ts', 'app', 9],
   ['src/cli.ts', 'app', 9],
+  ['src/mcp.ts', 'app', 9],
 ];
 
 function layerOf(file: string): { layer: string; rank: number } {
