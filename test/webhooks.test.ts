@@ -672,7 +672,8 @@ describe('processes', () => {
     } finally {
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     }
-  });
+    // Two servers start one after the other, each on a fresh embedded database: minutes on a loaded machine.
+  }, 120_000);
 
   it.runIf(onRealPostgres())('delivers a reminder that came due while the database was away, once it is back', async () => {
     const target = new URL(databaseUrl());
