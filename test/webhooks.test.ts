@@ -672,8 +672,7 @@ describe('processes', () => {
     } finally {
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     }
-    // Two servers start one after the other, each on a fresh embedded database: minutes on a loaded machine.
-  }, 120_000);
+  }, 120_000); // two servers start one after the other, each on a fresh embedded database: slow on a loaded machine
 
   it.runIf(onRealPostgres())('delivers a reminder that came due while the database was away, once it is back', async () => {
     const target = new URL(databaseUrl());
