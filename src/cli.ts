@@ -174,8 +174,16 @@ async function userByEmail(db: Db, address: string): Promise<User> {
 }
 
 function version(): string {
-  // src/cli.ts and dist/cli.js both sit one level below package.json.
-  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  // src/cli.ts sits one level below package.json, the compiled dist/src/cli.js two.
+  for (const path of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === 'goalpost') return pkg.version;
+    } catch {
+      // not this one
+    }
+  }
+  return 'unknown';
 }
 
 /** The command named by the first words of `argv`, and the rest; undefined when none is. */

@@ -231,6 +231,22 @@ async function main() {
     }
     throw error;
   }
+  // At once: a SIGTERM while the banner is written still drains and releases the embedded database's lock.
+  const shutdown = (signal: string) => {
+    running.logger.info('shutting down', { signal });
+    running.close().then(
+      () => {
+        running.logger.info('stopped', { signal });
+        process.exit(0);
+      },
+      (error) => {
+        running.logger.error('shutdown failed', { error: String(error) });
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
   const base = `http://localhost:${running.port}`;
   const where = running.database.kind === 'embedded' ? `embedded database in ${config.DATA_DIR}` : 'Postgres';
   console.log(`Goalpost listening on ${base} (${where}); docs at ${base}/docs`);
@@ -254,21 +270,6 @@ async function main() {
     }
   }
 
-  const shutdown = (signal: string) => {
-    running.logger.info('shutting down', { signal });
-    running.close().then(
-      () => {
-        running.logger.info('stopped', { signal });
-        process.exit(0);
-      },
-      (error) => {
-        running.logger.error('shutdown failed', { error: String(error) });
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
 if (isEntryPoint()) {
