@@ -369,7 +369,7 @@ function tagPhase(phase: string, from: number) {
 }
 
 function fmt(value: number | undefined, digits: number): string {
-  return value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits);
+  return value === undefined || value === null || Number.isNaN(value) ? '–' : value.toFixed(digits);
 }
 
 const check = (ok: boolean) => (ok ? 'met' : '**missed**');

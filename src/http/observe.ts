@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import type { Logger } from '../logger.ts';
+import type { Logger, RequestLine } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Env } from './answer.ts';
 
@@ -40,7 +40,7 @@ export function observe(options: ObserveOptions): MiddlewareHandler<Env> {
       if (status === 429) metrics.rateLimited.inc({ resource, action });
       if (status >= 500 || (accessLogSampleRate > 0 && (accessLogSampleRate >= 1 || Math.random() < accessLogSampleRate))) {
         if (logger.isEnabled?.('info') ?? true) {
-          logger.info('request completed', {
+          const line: RequestLine = {
             method: c.req.method,
             path: c.req.path,
             resource,
@@ -49,7 +49,9 @@ export function observe(options: ObserveOptions): MiddlewareHandler<Env> {
             duration_ms: Math.round(seconds * 1e6) / 1e3,
             request_id: c.get('requestId'),
             user_id: c.get('principal')?.userId ?? null,
-          });
+          };
+          if (logger.request) logger.request(line);
+          else logger.info('request completed', { ...line });
         }
       }
     }

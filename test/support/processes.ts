@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
-/** `node --import tsx src/server.ts`, the way `npm start` runs it, with signals going straight to it. */
+/** `node --import tsx src/server.ts`: the sources, as `npm run dev` runs them (`npm start` runs the same code compiled; .ci/run smoke-tests that), with signals going straight to it. */
 export const SERVER_ARGS = ['--import', 'tsx', 'src/server.ts'];
 
 /** Every variable the server reads; none is inherited from the test run's environment. */
