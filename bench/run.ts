@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -32,6 +33,7 @@ const { values: args } = parseArgs({
     'skip-scale': { type: 'boolean', default: false },
     'skip-stores': { type: 'boolean', default: false },
     'skip-reminders': { type: 'boolean', default: false },
+    'skip-access-log': { type: 'boolean', default: false },
     'reminders-rate': { type: 'string', default: String(PACED_RATE) },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
@@ -51,6 +53,7 @@ if (args.help) {
   --scale-goals N   goals in the scale step (default 1000000)
   --only a,b        only these operations (${Object.keys(OPERATIONS).join(', ')}), and/or reminders
   --skip-scale      no 1M-row step;  --skip-stores  no rate-limit store comparison
+  --skip-access-log  no access-log step (goals.get with the access log off, on, and sampled at 10%)
   --skip-reminders  no reminder step (action_item.due webhooks under action-items.create load; bench/reminders.ts)
   --reminders-rate N  creates/s of the reminder step's paced phase, before its saturated one (default ${PACED_RATE})
   --json FILE       write the JSON there instead of stdout's last line
@@ -89,7 +92,7 @@ const children = new Set<ChildProcess>();
 const CONFIG_VARS = [
   'PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'DATABASE_POOL_MAX', 'MAX_ACTIVE_GOALS', 'BODY_LIMIT_BYTES',
   'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_STORE', 'REDIS_URL', 'KEY_CACHE_TTL_SECONDS', 'JWT_SECRET', 'JWT_JWKS_URL',
-  'JWT_ISSUER', 'JWT_AUDIENCE', 'SERVICE_KEY', 'STATEMENT_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'LOG_LEVEL',
+  'JWT_ISSUER', 'JWT_AUDIENCE', 'SERVICE_KEY', 'STATEMENT_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'LOG_LEVEL', 'ACCESS_LOG_SAMPLE_RATE', 'METRICS_TOKEN',
   'AI_PROVIDER', 'OPENAI_BASE_URL', 'OPENAI_API_KEY', 'AI_MODEL', 'AI_TIMEOUT_MS', 'GENERATE_RATE_LIMIT_PER_MINUTE',
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_BACKOFF_MS', 'WEBHOOK_MAX_ATTEMPTS', 'WEBHOOK_ALLOW_PRIVATE_URLS', 'WORKER', 'WORKER_POLL_MS',
 ];
@@ -110,6 +113,18 @@ interface Server {
   stderr(): string;
   /** It has served a run already: its JIT has compiled the request path. */
   warm?: boolean;
+}
+
+/** A free loopback port (PORT must be 1–65535, so a server cannot be asked to pick one). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
 }
 
 /** Starts `node <args>` and waits for "listening on http://host:port" on its stdout. */
@@ -354,7 +369,7 @@ function tagPhase(phase: string, from: number) {
 }
 
 function fmt(value: number | undefined, digits: number): string {
-  return value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits);
+  return value === undefined || value === null || Number.isNaN(value) ? '–' : value.toFixed(digits);
 }
 
 const check = (ok: boolean) => (ok ? 'met' : '**missed**');
@@ -455,9 +470,9 @@ async function main() {
 
     // --cpu-prof DIR: each server's profiles in DIR/<server>/ (its main thread and tsx's loader thread).
     const profiling = (name: string) => (args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(args['cpu-prof'], name)}`] : []);
-    const goalpostEnv = (store: string, databaseUrl = dbUrl) => ({
+    const goalpostEnv = (store: string, databaseUrl: string, port: number) => ({
       DATABASE_URL: databaseUrl,
-      PORT: '0',
+      PORT: String(port),
       HOST: '127.0.0.1',
       DATABASE_POOL_MAX: String(POOL),
       RATE_LIMIT_PER_MINUTE: '1000000000',
@@ -465,11 +480,11 @@ async function main() {
       ...(store === 'redis' && { REDIS_URL }),
       LOG_LEVEL: 'warn',
     });
-    const startGoalpost = (store: string, name = `goalpost/${store}`, databaseUrl = dbUrl, extra: Record<string, string> = {}) =>
+    const startGoalpost = async (store: string, name = `goalpost/${store}`, databaseUrl = dbUrl, extra: Record<string, string> = {}) =>
       startServer(
         name,
         [...profiling(name.replace('/', '-')), '--import', 'tsx', 'src/server.ts'],
-        { ...goalpostEnv(store, databaseUrl), ...extra },
+        { ...goalpostEnv(store, databaseUrl, await freePort()), ...extra },
         'src/server.ts',
       );
     const startFloor = (name: string, databaseUrl = dbUrl) =>
@@ -520,6 +535,23 @@ async function main() {
         if (inRedis === 0) throw new Error('the redis rate-limit store holds no count: the run did not use it');
       }
       redis.disconnect();
+    }
+
+    // 2b. The access log's cost on goals.get: three fresh processes alike but for it (LOG_LEVEL=warn turns it off;
+    // ACCESS_LOG_SAMPLE_RATE logs a share of the requests). Their stderr is a pipe this process reads, as a log
+    // shipper would.
+    if (!args['skip-access-log'] && selected(['goals.get']).length > 0) {
+      const logging = [
+        await startGoalpost('memory', 'log/off', dbUrl, { LOG_LEVEL: 'warn' }),
+        await startGoalpost('memory', 'log/on', dbUrl, { LOG_LEVEL: 'info' }),
+        await startGoalpost('memory', 'log/sampled', dbUrl, { LOG_LEVEL: 'info', ACCESS_LOG_SAMPLE_RATE: '0.1' }),
+      ];
+      from = runs.length;
+      await interleave(logging.map((server): [Server, string] => [server, fixture10k]), ['goals.get']);
+      tagPhase('access-log', from);
+      const wrote = (server: Server) => server.stderr().includes('"msg":"request completed"');
+      if (!wrote(logging[1]!) || wrote(logging[0]!)) throw new Error('the access-log step did not log as configured');
+      await Promise.all(logging.map((s) => stopChild(s.child)));
     }
 
     // 3. Writes, against the floor.
@@ -833,6 +865,28 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
         'added CPU: the same from the CPU time of the server, its Postgres backends and the load generator (Redis\'s own ' +
         'CPU is not counted).',
     );
+    out();
+  }
+
+  // The access log.
+  const logOff = summarize('log/off', 'goals.get', 'access-log');
+  if (logOff) {
+    const rows: Record<string, unknown> = {};
+    out('### Access log (goals.get, three fresh Goalpost processes alike but for the access log)');
+    out();
+    out('| access log | req/s | ratio to off | p50 ms | p99 ms | CPU per request | added CPU |');
+    out('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const [name, label] of [['off', 'off (LOG_LEVEL=warn)'], ['on', 'on (LOG_LEVEL=info)'], ['sampled', 'sampled (ACCESS_LOG_SAMPLE_RATE=0.1)']] as const) {
+      const s = summarize(`log/${name}`, 'goals.get', 'access-log');
+      if (!s) continue;
+      const addedCpu = cpuTotal(s) - cpuTotal(logOff);
+      rows[name] = { ...s, ratio: s.rps / logOff.rps, added_cpu_us_per_request: addedCpu };
+      out(
+        `| ${label} | ${fmt(s.rps, 0)} | ${fmt((s.rps / logOff.rps) * 100, 1)}% | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ` +
+          `${fmt(cpuTotal(s), 0)} µs | ${name === 'off' ? 'baseline' : `${addedCpu >= 0 ? '+' : ''}${fmt(addedCpu, 0)} µs`} |`,
+      );
+    }
+    json.access_log = rows;
     out();
   }
 

@@ -1,7 +1,9 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { Scalar } from '@scalar/hono-api-reference';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import { sql } from 'kysely';
 import type { AiProvider } from './ai/provider.ts';
@@ -12,9 +14,11 @@ import type { AdmissionDeps } from './http/admission.ts';
 import { renderError, responseHeaders, type Env } from './http/answer.ts';
 import { bodyLimit } from './http/body-limit.ts';
 import { mcpRoute } from './http/mcp.ts';
+import { observe } from './http/observe.ts';
 import { createV1 } from './http/v1.ts';
 import { createWebSocketHub, webSocketRoute, type WebSocketHub } from './http/websocket.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import type { WebhookSettings } from './rpc/context.ts';
 import type { DispatchDeps } from './rpc/dispatch.ts';
 import { AppError } from './rpc/errors.ts';
@@ -36,6 +40,12 @@ export interface AppDeps {
   generateRateLimiter: RateLimiter;
   /** How the `test` and `redeliver` actions send, and which webhook URLs are accepted (WEBHOOK_*). */
   webhooks: WebhookSettings;
+  /** The registry `GET /metrics` renders and the request middleware counts into; one of its own when not given. */
+  metrics?: Metrics;
+  /** METRICS_TOKEN: `GET /metrics` wants `Authorization: Bearer <it>`; unset, it answers loopback callers only. */
+  metricsToken?: string;
+  /** ACCESS_LOG_SAMPLE_RATE: the share of requests given an access-log line (default 1, all; 0, none). */
+  accessLogSampleRate?: number;
   /** Validate every answer against its action's output schema (the test suite does; see `DispatchDeps`). */
   checkAnswers?: boolean;
 }
@@ -72,6 +82,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const admission: AdmissionDeps = { authenticator: deps.authenticator, rateLimiter: deps.rateLimiter, dispatch: dispatchDeps(deps) };
 
+  const metrics = deps.metrics ?? createMetrics();
+  // First: it times and counts everything below, errors included (onError has answered by the time it resumes).
+  app.use(observe({ logger: deps.logger, metrics, accessLogSampleRate: deps.accessLogSampleRate ?? 1 }));
   app.use(responseHeaders());
   // The reference page is a browser document: it gets Hono's full set for HTML as well.
   app.use('/docs/*', secureHeaders({ xFrameOptions: 'DENY' }));
@@ -80,6 +93,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/readyz', async (c) => {
     await withTimeout(sql`select 1`.execute(deps.db), 3000);
     return c.json({ success: true, data: { status: 'ready' } });
+  });
+
+  app.get('/metrics', async (c) => {
+    checkMetricsAccess(c, deps.metricsToken);
+    c.header('Content-Type', metrics.registry.contentType);
+    c.header('Cache-Control', 'no-store');
+    return c.body(await metrics.registry.metrics());
   });
 
   const openapi = buildOpenApi(registry);
@@ -127,6 +147,41 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.onError(renderError(deps.logger));
   return app;
+}
+
+/**
+ * `/metrics` says how busy the service is and which resources are used, nothing of anyone's data; still not for
+ * everyone. With METRICS_TOKEN set it wants `Authorization: Bearer <token>` (401 without it, from anywhere); without
+ * it, only a caller on this machine (loopback) may scrape (403 otherwise). A reverse proxy on the same machine makes
+ * every caller look local: set METRICS_TOKEN there (docs/decisions.md).
+ */
+function checkMetricsAccess(c: Context<Env>, token: string | undefined): void {
+  if (token !== undefined) {
+    const sent = /^Bearer (.+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+    const digest = (value: string) => createHash('sha256').update(value).digest();
+    if (!timingSafeEqual(digest(sent), digest(token))) {
+      throw new AppError({ code: 'UNAUTHORIZED', message: 'GET /metrics wants Authorization: Bearer <METRICS_TOKEN>' });
+    }
+    return;
+  }
+  if (!isLoopback(remoteAddress(c))) {
+    throw new AppError({
+      code: 'FORBIDDEN',
+      message: 'GET /metrics answers callers on this machine only; set METRICS_TOKEN to scrape from elsewhere',
+    });
+  }
+}
+
+function remoteAddress(c: Context<Env>): string | undefined {
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    return undefined; // not served over a socket (app.request in tests)
+  }
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
 }
 
 /**

@@ -24,7 +24,11 @@ const flag = (fallback: boolean) =>
 export const GENERATE_RATE_LIMIT_DEFAULT = 10;
 
 const envSchema = z.object({
-  PORT: intFrom(8787, 0),
+  PORT: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? '8787' : v))
+    .pipe(z.coerce.number<string>().int('must be a port number from 1 to 65535').min(1, 'must be a port number from 1 to 65535').max(65535, 'must be a port number from 1 to 65535')),
   HOST: z.string().default('0.0.0.0'),
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   DATA_DIR: z.string().default('./.data'),
@@ -43,6 +47,12 @@ const envSchema = z.object({
   STATEMENT_TIMEOUT_MS: intFrom(15_000, 0),
   SHUTDOWN_TIMEOUT_MS: intFrom(10_000, 0),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  ACCESS_LOG_SAMPLE_RATE: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? '1' : v))
+    .pipe(z.coerce.number<string>().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1')),
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   AI_PROVIDER: z.enum(['offline', 'openai'], { message: 'must be "offline" or "openai"' }).default('offline'),
   OPENAI_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. http://localhost:11434/v1' }).optional()),
   OPENAI_API_KEY: optionalString,

@@ -1,6 +1,9 @@
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 import { createAiProvider } from './ai/index.ts';
 import { createApp } from './app.ts';
@@ -8,8 +11,11 @@ import { createAuthenticator } from './auth/authenticate.ts';
 import { createRateLimiter } from './auth/rate-limit.ts';
 import { ConfigError, loadConfig, webhookSettings, type Config } from './config.ts';
 import { openDatabase, type Db } from './db/client.ts';
+import { sessionsInUse } from './db/dialect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
+import { queueDepth } from './resources/webhooks/queries.ts';
 import { createUserWithKey } from './resources/users/queries.ts';
 import { createWebSocketHub } from './http/websocket.ts';
 import { startWorker, type Worker } from './jobs/worker.ts';
@@ -29,19 +35,54 @@ export async function listen(
   // Frames up to the body limit are read and answered (PAYLOAD_TOO_LARGE beyond it); only a frame
   // several times larger is cut off by `ws` itself, closing the socket with 1009 (message too big).
   const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(4 * options.maxFrameBytes, 64 * 1024) });
-  const server = await new Promise<Server>((resolve) => {
+  const server = await new Promise<Server>((resolve, reject) => {
     const s = serve(
       { fetch: app.fetch, port: options.port, hostname: options.hostname, websocket: { server: wss } },
-      () => resolve(s as Server),
+      () => {
+        s.off('error', reject);
+        resolve(s as Server);
+      },
     );
+    // EADDRINUSE, EACCES…: the caller says what to do; without a listener Node ends the process with a stack.
+    s.once('error', (error) => reject(listenError(error, options.port)));
   });
   const address = server.address();
   return { server, port: typeof address === 'object' && address ? address.port : options.port };
 }
 
+/** A start-up failure whose message says what to do; `main` prints it as one line. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+function listenError(error: Error, port: number): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new StartupError(`Port ${port} is already in use (another Goalpost, or another program): stop that process, or set PORT to a free port.`);
+  }
+  if (code === 'EACCES') {
+    return new StartupError(`Port ${port} may not be opened by this user (ports below 1024 need privileges): set PORT to 1024 or above.`);
+  }
+  if (code === 'EADDRNOTAVAIL') return new StartupError(`HOST is not an address of this machine: ${error.message}`);
+  return error;
+}
+
+/**
+ * Fails fast, before the database opens (a few seconds for the embedded one), when the port cannot be listened on.
+ * `listen` still handles the race of another process taking it in between.
+ */
+function checkPortFree(port: number, hostname: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', (error) => reject(listenError(error, port)));
+    probe.listen({ port, host: hostname, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 /** Starts the whole service; resolves once it listens. Exported for tests that want a real process. */
 export async function startServer(config: Config) {
   const logger = createLogger(config.LOG_LEVEL);
+  await checkPortFree(config.PORT, config.HOST);
   const database = await openDatabase({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATA_DIR,
@@ -53,6 +94,15 @@ export async function startServer(config: Config) {
   const authenticator = authenticatorFor(config, database.db);
   const { rateLimiter, generateRateLimiter } = createLimiters(config, database.sql);
   const webSockets = createWebSocketHub();
+  const metrics = createMetrics({
+    processMetrics: true,
+    pool: () => {
+      const max = database.sql.options.max;
+      const running = sessionsInUse(database.sql);
+      return { max, inUse: Math.min(running, max), waiting: Math.max(0, running - max) };
+    },
+    queue: () => queueDepth(database.db),
+  });
   const app = createApp({
     db: database.db,
     authenticator,
@@ -64,6 +114,9 @@ export async function startServer(config: Config) {
     ai: createAiProvider(config),
     generateRateLimiter,
     webhooks: webhookSettings(config),
+    metrics,
+    metricsToken: config.METRICS_TOKEN,
+    accessLogSampleRate: config.ACCESS_LOG_SAMPLE_RATE,
   });
 
   // A shared store (Redis) connects in the background; wait for it (5 s at most) so that this process's first requests
@@ -71,10 +124,28 @@ export async function startServer(config: Config) {
   if ((await Promise.all([rateLimiter.ready(), generateRateLimiter.ready()])).includes(false)) {
     logger.warn('the rate-limit store is not reachable yet; counting in this process until it is', { store: config.RATE_LIMIT_STORE });
   }
-  const { server, port } = await listen(app, { port: config.PORT, hostname: config.HOST, maxFrameBytes: config.BODY_LIMIT_BYTES });
+  let listening: Awaited<ReturnType<typeof listen>>;
+  try {
+    listening = await listen(app, { port: config.PORT, hostname: config.HOST, maxFrameBytes: config.BODY_LIMIT_BYTES });
+  } catch (error) {
+    // The embedded database's lock is released, the shared limiters disconnected: the process can exit cleanly.
+    for (const limiter of [rateLimiter, generateRateLimiter]) await limiter.close().catch(() => {});
+    await database.close().catch(() => {});
+    throw error;
+  }
+  const { server, port } = listening;
   const flushTimer = setInterval(() => void authenticator.flushLastUsed(), LAST_USED_FLUSH_MS);
   flushTimer.unref();
-  const worker = config.WORKER ? startWorker({ db: database.db, settings: webhookSettings(config), logger, pollMs: config.WORKER_POLL_MS }) : undefined;
+  const worker = config.WORKER
+    ? startWorker({
+        db: database.db,
+        settings: webhookSettings(config),
+        logger,
+        pollMs: config.WORKER_POLL_MS,
+        onOutcome: (outcome) => metrics.deliveries.inc({ outcome }),
+      })
+    : undefined;
+  logger.info('listening', { port, host: config.HOST, database: database.kind, worker: config.WORKER });
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -83,7 +154,7 @@ export async function startServer(config: Config) {
       config,
     ));
 
-  return { app, server, port, database, logger, close };
+  return { app, server, port, database, logger, metrics, close };
 }
 
 /**
@@ -156,7 +227,32 @@ async function main() {
     }
     throw error;
   }
-  const running = await startServer(config);
+  let running: Awaited<ReturnType<typeof startServer>>;
+  try {
+    running = await startServer(config);
+  } catch (error) {
+    if (error instanceof StartupError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  // At once: a SIGTERM while the banner is written still drains and releases the embedded database's lock.
+  const shutdown = (signal: string) => {
+    running.logger.info('shutting down', { signal });
+    running.close().then(
+      () => {
+        running.logger.info('stopped', { signal });
+        process.exit(0);
+      },
+      (error) => {
+        running.logger.error('shutdown failed', { error: String(error) });
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
   const base = `http://localhost:${running.port}`;
   const where = running.database.kind === 'embedded' ? `embedded database in ${config.DATA_DIR}` : 'Postgres';
   console.log(`Goalpost listening on ${base} (${where}); docs at ${base}/docs`);
@@ -180,23 +276,22 @@ async function main() {
     }
   }
 
-  const shutdown = (signal: string) => {
-    running.logger.info('shutting down', { signal });
-    running.close().then(
-      () => process.exit(0),
-      (error) => {
-        running.logger.error('shutdown failed', { error: String(error) });
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('src/server.ts')) {
+if (isEntryPoint()) {
   main().catch((error) => {
     process.stderr.write(`Goalpost failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
   });
+}
+
+/** Run as the program (`node dist/server.js`, `tsx src/server.ts`), not imported by a test. */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
 }

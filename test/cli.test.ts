@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHarness, databaseUrl, expectError, type Harness } from './support/harness.ts';
-import { runNode, stopAll } from './support/processes.ts';
+import { freePort, runNode, stopAll } from './support/processes.ts';
 
 /**
  * On the embedded run the test database is served by vitest's main process to ONE connection at a
@@ -111,9 +111,9 @@ describe('goalpost users create', () => {
     expect(noEmail.stderr).toMatch(/--email/);
 
     const unknown = await goalpost('users', 'delete');
-    expect(unknown.code).not.toBe(0);
+    expect(unknown.code).toBe(2);
     expect(unknown.stdout).toBe('');
-    expect(unknown.stderr).toMatch(/Usage/);
+    expect(unknown.stderr).toMatch(/^goalpost: unknown command "users delete"; the commands are users create, .*\n$/);
 
     await withHarness(async (h) => {
       const user = await h.db.selectFrom('users').select('id').where('email', '=', address).executeTakeFirst();
@@ -145,5 +145,167 @@ describe('goalpost migrate', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(/up to date|applied/);
+  });
+});
+
+/** stderr is one line: the message, no stack, no usage dump. */
+function expectOneLine(stderr: string, pattern: RegExp) {
+  expect(stderr.split('\n')).toHaveLength(2);
+  expect(stderr).toMatch(pattern);
+  expect(stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('goalpost --version, --help and usage errors', () => {
+  it('prints the package version', async () => {
+    const run = await goalpost('--version');
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
+    expect(run.stdout).toBe(`${version}\n`);
+  });
+
+  it('lists every command with --help, and shows one command with <command> --help or help <command>', async () => {
+    const all = await goalpost('--help');
+    expect(all.code).toBe(0);
+    for (const name of ['users create', 'users list', 'keys create', 'keys list', 'keys revoke', 'migrate', 'worker']) {
+      expect(all.stdout).toContain(`goalpost ${name}`);
+    }
+    const one = await goalpost('keys', 'create', '--help');
+    expect(one.code).toBe(0);
+    expect(one.stdout).toMatch(/^Usage: goalpost keys create --email E \[--name N\]\n/);
+    expect(one.stdout).not.toContain('goalpost users list');
+    const viaHelp = await goalpost('help', 'keys', 'create');
+    expect(viaHelp).toMatchObject({ code: 0, stdout: one.stdout });
+  });
+
+  it('answers no command with the usage on stderr and exit 2', async () => {
+    const run = await goalpost();
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^Usage:/);
+  });
+
+  it.each([
+    [['deploy'], /^goalpost: unknown command "deploy"/],
+    [['keys', 'create', '--email', 'a@b.co', '--bogus'], /^goalpost keys create: Unknown option '--bogus'/],
+    [['keys', 'create'], /^goalpost keys create: --email is required/],
+    [['keys', 'create', '--email', 'nope'], /^goalpost keys create: --email must be an email address/],
+    [['keys', 'list'], /^goalpost keys list: --email is required/],
+    [['keys', 'revoke'], /^goalpost keys revoke: <id> is required/],
+    [['keys', 'revoke', 'abc'], /^goalpost keys revoke: <id> must be an API key id/],
+    [['users', 'list', 'extra'], /^goalpost users list: Unexpected argument 'extra'/],
+  ])('refuses %j with one line and exit 2', async (args, pattern) => {
+    const run = await goalpost(...args);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expectOneLine(run.stderr, pattern);
+  });
+
+  it('says in one line, exit 1, when the database cannot be reached', async () => {
+    const port = await freePort();
+    const run = await runNode(['bin/goalpost.mjs', 'users', 'list'], {
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/nowhere`,
+      LOG_LEVEL: 'silent',
+    });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expectOneLine(run.stderr, /^goalpost users list: .*ECONNREFUSED/);
+  });
+});
+
+describe('goalpost keys', () => {
+  async function createUser(label: string) {
+    const run = await goalpost('users', 'create', '--email', email(label));
+    expect(run.code).toBe(0);
+    return JSON.parse(run.stdout) as { user: { id: string; email: string }; key: string };
+  }
+
+  it('keys create reissues a key for a user (one JSON line, the key once); keys list shows it without the key', async () => {
+    const { user, key: first } = await createUser('reissue');
+    // By email in another case: emails are matched as users create matches them.
+    const run = await goalpost('keys', 'create', '--email', user.email.toUpperCase(), '--name', 'laptop');
+    expect(run.code).toBe(0);
+    expect(run.stdout.split('\n')).toHaveLength(2);
+    const out = JSON.parse(run.stdout);
+    expect(out).toEqual({
+      user: { id: user.id, email: user.email },
+      api_key: {
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        user_id: user.id,
+        name: 'laptop',
+        prefix: out.key.slice(0, out.api_key.prefix.length),
+        created_at: expect.stringMatching(/Z$/),
+        last_used_at: null,
+        revoked_at: null,
+      },
+      key: expect.stringMatching(/^gp_live_[A-Za-z0-9_-]{32,}$/),
+    });
+    expect(out.key).not.toBe(first);
+
+    const list = await goalpost('keys', 'list', '--email', user.email);
+    expect(list.code).toBe(0);
+    const keys = list.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(keys.map((k) => k.name)).toEqual(['laptop', 'default']);
+    expect(keys[0]).toEqual(out.api_key);
+    expect(list.stdout).not.toContain('gp_live_' + out.key.slice(8));
+    expect(list.stdout).not.toContain(first);
+
+    await withHarness(async (h) => {
+      const res = await h.invoke(out.key, { resource: 'goals', action: 'list' });
+      expect(res.status).toBe(200);
+    });
+  });
+
+  it('keys revoke revokes a key: it is refused afterwards, the other key still works', async () => {
+    const { user, key: kept } = await createUser('revoke');
+    const made = JSON.parse((await goalpost('keys', 'create', '--email', user.email)).stdout);
+    const run = await goalpost('keys', 'revoke', made.api_key.id);
+    expect(run.code).toBe(0);
+    const revoked = JSON.parse(run.stdout);
+    expect(revoked).toMatchObject({ id: made.api_key.id, user_id: user.id, revoked_at: expect.stringMatching(/Z$/) });
+    // Again: still revoked, the same time.
+    const again = await goalpost('keys', 'revoke', made.api_key.id);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).revoked_at).toBe(revoked.revoked_at);
+
+    await withHarness(async (h) => {
+      expectError(await h.invoke(made.key, { resource: 'goals', action: 'list' }), 'KEY_NOT_FOUND', 401);
+      expect((await h.invoke(kept, { resource: 'goals', action: 'list' })).status).toBe(200);
+    });
+  });
+
+  it('refuses an unknown email, an unknown key id and a sixth active key: one line, exit 1', async () => {
+    const nobody = await goalpost('keys', 'create', '--email', email('nobody'));
+    expect(nobody.code).toBe(1);
+    expect(nobody.stdout).toBe('');
+    expectOneLine(nobody.stderr, /^goalpost keys create: No user with email /);
+
+    const listNobody = await goalpost('keys', 'list', '--email', email('nobody'));
+    expect(listNobody.code).toBe(1);
+    expectOneLine(listNobody.stderr, /^goalpost keys list: No user with email /);
+
+    const unknown = await goalpost('keys', 'revoke', randomUUID());
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toBe('');
+    expectOneLine(unknown.stderr, /^goalpost keys revoke: No API key /);
+
+    const { user } = await createUser('limit');
+    for (let i = 0; i < 4; i++) expect((await goalpost('keys', 'create', '--email', user.email)).code).toBe(0);
+    const sixth = await goalpost('keys', 'create', '--email', user.email);
+    expect(sixth.code).toBe(1);
+    expect(sixth.stdout).toBe('');
+    expectOneLine(sixth.stderr, /^goalpost keys create: A user may hold at most 5 active API keys/);
+  });
+});
+
+describe('goalpost users list', () => {
+  it('prints every user as one JSON line, with their active keys', async () => {
+    const address = email('listed');
+    const created = JSON.parse((await goalpost('users', 'create', '--email', address, '--role', 'consumer')).stdout);
+    await goalpost('keys', 'create', '--email', address);
+    const run = await goalpost('users', 'list');
+    expect(run.code).toBe(0);
+    const users = run.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(users.find((u) => u.email === address)).toEqual({ ...created.user, active_keys: 2 });
+    expect(run.stdout).not.toContain('gp_live_');
   });
 });

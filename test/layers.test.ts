@@ -15,6 +15,7 @@ const LAYERS: [prefix: string, layer: string, rank: number][] = [
   ['src/lib/', 'lib', 0],
   ['src/config.ts', 'lib', 0],
   ['src/logger.ts', 'lib', 0],
+  ['src/metrics.ts', 'lib', 0],
   ['src/db/', 'db', 1],
   ['src/ai/', 'ai', 2],
   ['src/rpc/', 'rpc', 3],

@@ -102,13 +102,13 @@ describe('GET /openapi.json', () => {
     expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Goal', 'ListedGoal', 'ActionItem', 'Agent', 'ApiKey', 'Webhook', 'Delivery', 'Owner']));
   });
 
-  it('lists the REST routes, the WebSocket, MCP, health and readiness, and declares servers and a license', () => {
+  it('lists the REST routes, the WebSocket, MCP, health, readiness and metrics, and declares servers and a license', () => {
     expect(doc.paths['/v1/goals'].get.operationId).toBe('goals.list.rest');
     expect(doc.paths['/v1/goals'].post.operationId).toBe('goals.create.rest');
     expect(Object.keys(doc.paths['/v1/goals/{id}']).sort()).toEqual(['delete', 'get', 'patch']);
     expect(doc.paths['/v1/goals/{id}/history'].get.parameters.map((p: any) => p.name)).toEqual(['id', 'days']);
     expect(doc.paths['/v1/goals'].get.parameters.find((p: any) => p.name === 'limit').schema).toMatchObject({ type: 'integer' });
-    for (const path of ['/v1/ws', '/healthz', '/readyz', '/mcp']) expect(doc.paths, path).toHaveProperty([path]);
+    for (const path of ['/v1/ws', '/healthz', '/readyz', '/metrics', '/mcp']) expect(doc.paths, path).toHaveProperty([path]);
     expect(doc.servers.length).toBeGreaterThan(0);
     expect(doc.info.license).toMatchObject({ name: expect.any(String) });
   });

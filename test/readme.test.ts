@@ -48,7 +48,7 @@ describe('README', () => {
   });
 
   it('links only to files (and headings) that exist', () => {
-    const files = ['README.md', ...['api', 'roadmaps', 'generate', 'performance', 'decisions', 'architecture'].map((n) => `docs/${n}.md`)];
+    const files = ['README.md', ...['api', 'roadmaps', 'generate', 'performance', 'decisions', 'architecture', 'operations'].map((n) => `docs/${n}.md`)];
     const broken: string[] = [];
     for (const file of files) {
       expect(existsSync(file), file).toBe(true);

@@ -1,8 +1,11 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Hono } from 'hono';
 import { afterAll, describe, expect, it } from 'vitest';
+import { listen, StartupError } from '../src/server.ts';
 import { freePort, runNode, SERVER_ARGS, spawnNode, stopAll, type Exit, type Spawned } from './support/processes.ts';
 
 /**
@@ -144,6 +147,8 @@ describe('configuration', () => {
   it.each([
     ['PORT', 'abc'],
     ['PORT', '-1'],
+    ['PORT', '0'],
+    ['PORT', '70000'],
     ['MAX_ACTIVE_GOALS', '-1'],
     ['RATE_LIMIT_PER_MINUTE', '0'],
     ['LOG_LEVEL', 'loud'],
@@ -156,6 +161,42 @@ describe('configuration', () => {
     expect(run.stderr).toMatch(new RegExp(`^\\s*${name}: `, 'm'));
     expect(run.stdout).toBe('');
     expect(existsSync(join(dataDir, 'goalpost.lock'))).toBe(false);
+  });
+
+  it('refuses a port in use with one line naming it, exit 1, before opening the embedded database', async () => {
+    const dataDir = freshDir();
+    const port = await freePort();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(port, '0.0.0.0', resolve));
+    try {
+      const started = Date.now();
+      const run = await runNode(SERVER_ARGS, { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe(
+        `Port ${port} is already in use (another Goalpost, or another program): stop that process, or set PORT to a free port.\n`,
+      );
+      expect(run.stdout).toBe('');
+      // The database was never opened: no lock, and no time spent starting it.
+      expect(existsSync(join(dataDir, 'goalpost.lock'))).toBe(false);
+      expect(existsSync(join(dataDir, 'pgdata'))).toBe(false);
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  it('listen() turns EADDRINUSE into a StartupError naming the port (the race after the early check)', async () => {
+    const port = await freePort();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(port, '127.0.0.1', resolve));
+    try {
+      const app = new Hono().get('/', (c) => c.text('x'));
+      const failed = listen(app, { port, hostname: '127.0.0.1', maxFrameBytes: 1024 });
+      await expect(failed).rejects.toBeInstanceOf(StartupError);
+      await expect(failed).rejects.toThrow(`Port ${port} is already in use`);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('refuses RATE_LIMIT_STORE=redis without REDIS_URL, naming both', async () => {

@@ -55,18 +55,36 @@ export class PostgresJsDialect implements Dialect {
   }
 }
 
+/** Kysely connections handed out and not yet released, per postgres.js client: what the pool is asked to run. */
+const inUse = new WeakMap<postgres.Sql, { sessions: number }>();
+
+/**
+ * How many queries and transactions run at once on `sql` through Kysely right now (statements sent straight to
+ * postgres.js, such as the rate-limit store's, are not counted). The pool gauges of `/metrics` read it.
+ *
+ * @example const { max } = sql.options; const running = sessionsInUse(sql); // waiting: Math.max(0, running - max)
+ */
+export function sessionsInUse(sql: postgres.Sql): number {
+  return inUse.get(sql)?.sessions ?? 0;
+}
+
 /** Released connections kept for reuse; beyond this many at once, the extra ones are dropped. */
 const IDLE_SESSIONS_MAX = 256;
 
 class PostgresJsDriver implements Driver {
   readonly #idle: Session[] = [];
   readonly #prepare = preparedStatements();
+  readonly #usage: { sessions: number };
 
-  constructor(private readonly sql: postgres.Sql) {}
+  constructor(private readonly sql: postgres.Sql) {
+    this.#usage = inUse.get(sql) ?? { sessions: 0 };
+    inUse.set(sql, this.#usage);
+  }
 
   async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
+    this.#usage.sessions++;
     return this.#idle.pop() ?? new Session(this.sql, this.#prepare);
   }
 
@@ -84,6 +102,7 @@ class PostgresJsDriver implements Driver {
   }
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    this.#usage.sessions--;
     (connection as Session).release();
     if (this.#idle.length < IDLE_SESSIONS_MAX) this.#idle.push(connection as Session);
   }

@@ -12,6 +12,8 @@ export type Env = {
     rateLimitHeaders: Record<string, string>;
     /** The response `answer` built, with every header already: the header middleware leaves it alone. */
     answered: Response;
+    /** The registry's resource and action of the call, once it is prepared: the access log and metrics label by them. */
+    rpc: { resource: string; action: string };
   };
 };
 

@@ -35,6 +35,9 @@ export function createV1(deps: V1Deps): Hono<Env> {
 
   const invoke: Invoke = async (c, envelope) => {
     const call = await prepare(deps.dispatch, c.get('principal'), envelope);
+    // Prepared: the envelope named a resource and action of the registry.
+    const { resource, action } = envelope as { resource: string; action: string };
+    c.set('rpc', { resource, action });
     if (call.action.streams && wantsEventStream(c)) return streamCall(c, call, deps.logger);
     // Only streaming actions use ctx.signal (to stop upstream work when the client goes away). Asking
     // @hono/node-server for the request's signal makes an AbortController per request, so others go without.

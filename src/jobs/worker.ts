@@ -21,6 +21,8 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Delivered and failed deliveries are kept this many days. */
   retentionDays?: number;
+  /** Told the outcome of each attempt (the `/metrics` counter): delivered, a retry scheduled, failed for good, or not recorded. */
+  onOutcome?: (outcome: 'delivered' | 'retry' | 'failed' | 'unrecorded') => void;
 }
 
 export interface Worker {
@@ -132,12 +134,13 @@ class QueueWorker implements Worker {
   }
 
   #attempt(delivery: ClaimedDelivery): void {
-    const { db, settings, logger } = this.#options;
+    const { db, settings, logger, onOutcome } = this.#options;
     const done: Promise<void> = attemptDelivery(db, delivery, settings, { retry: true })
-      .then(() => undefined)
-      .catch((error) =>
-        logger.warn('webhook delivery: the outcome of an attempt could not be recorded', { delivery_id: delivery.id, error: String(error) }),
-      )
+      .then((row) => onOutcome?.(row === undefined ? 'unrecorded' : row.status === 'pending' ? 'retry' : row.status))
+      .catch((error) => {
+        onOutcome?.('unrecorded');
+        logger.warn('webhook delivery: the outcome of an attempt could not be recorded', { delivery_id: delivery.id, error: String(error) });
+      })
       .finally(() => {
         this.#inFlight.delete(done);
         // A slot is free: look for more work now rather than at the next tick.

@@ -171,6 +171,7 @@ export function buildOpenApi(registry: ActionRegistry, options: { serverUrl?: st
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'An API key (gp_live_…), a session JWT, or the service key with x-user-id.' },
         apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN, for `GET /metrics` only.' },
       },
       responses: Object.fromEntries(
         Object.entries(errorResponses).map(([status, response]) => [status, { ...response, content: json(ref('Error')) }]),
@@ -355,6 +356,20 @@ function servicePaths(): Record<string, Record<string, unknown>> {
         description: 'SERVICE_UNAVAILABLE (503) while the database cannot be reached.',
         security: [],
         responses: { '200': { description: 'Ready', content: json(statusAnswer('ready')) }, ...errorsOf(['503']) },
+      },
+    },
+    '/metrics': {
+      get: {
+        operationId: 'metrics',
+        tags: ['service'],
+        summary: 'Prometheus metrics',
+        description:
+          'The Prometheus text format: requests and their durations by resource, action and status, requests in flight, the database pool, rate-limit rejections, the webhook queue and delivery outcomes, process metrics. With METRICS_TOKEN set, it wants `Authorization: Bearer <METRICS_TOKEN>` (401 without it); unset, it answers callers on the same machine only (403 otherwise).',
+        security: [{ metricsToken: [] }, {}],
+        responses: {
+          '200': { description: 'The metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
+          ...errorsOf(['401', '403']),
+        },
       },
     },
     '/v1/ws': {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
-/** `node --import tsx src/server.ts`, the way `npm start` runs it, with signals going straight to it. */
+/** `node --import tsx src/server.ts`: the sources, as `npm run dev` runs them (`npm start` runs the same code compiled; .ci/run smoke-tests that), with signals going straight to it. */
 export const SERVER_ARGS = ['--import', 'tsx', 'src/server.ts'];
 
 /** Every variable the server reads; none is inherited from the test run's environment. */
@@ -25,6 +25,8 @@ const CONFIG_VARS = [
   'REQUEST_TIMEOUT_MS',
   'SHUTDOWN_TIMEOUT_MS',
   'LOG_LEVEL',
+  'ACCESS_LOG_SAMPLE_RATE',
+  'METRICS_TOKEN',
   'AI_PROVIDER',
   'OPENAI_BASE_URL',
   'OPENAI_API_KEY',

@@ -67,3 +67,8 @@ export function revokeApiKey(db: Db, target: { userId: string; id: string }): Pr
     .returningAll()
     .executeTakeFirst();
 }
+
+/** The key `id` of any user, revoked or not (the CLI's `keys revoke`), or nothing. */
+export function findApiKey(db: Db, id: string): Promise<ApiKeyRow | undefined> {
+  return db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+}

@@ -40,3 +40,32 @@ async function insertUserWithKey(
   const { key } = await createApiKey(db, { userId: user.id, name: options.keyName ?? 'default' });
   return { user, key };
 }
+
+/** The user with this email (any case), or nothing: the CLI's `keys` commands name users by email. */
+export function findUserByEmail(db: Kysely<Database>, email: string): Promise<User | undefined> {
+  return db
+    .selectFrom('users')
+    .selectAll()
+    .where((eb) => eb(eb.fn('lower', ['email']), '=', email.toLowerCase()))
+    .executeTakeFirst();
+}
+
+/** Every user, oldest first, with how many active API keys each holds: the CLI's `users list`. */
+export function listUsers(db: Kysely<Database>): Promise<(User & { active_keys: number })[]> {
+  return db
+    .selectFrom('users')
+    .selectAll('users')
+    .select((eb) =>
+      eb
+        .selectFrom('api_keys')
+        .select(eb.fn.countAll<number>().as('n'))
+        .whereRef('api_keys.user_id', '=', 'users.id')
+        .where('api_keys.revoked_at', 'is', null)
+        .$castTo<number>()
+        .as('active_keys'),
+    )
+    .orderBy('users.created_at')
+    .orderBy('users.id')
+    .execute()
+    .then((rows) => rows.map((row) => ({ ...row, active_keys: Number(row.active_keys) })));
+}

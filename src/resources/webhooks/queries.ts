@@ -284,3 +284,14 @@ export async function pruneDeliveries(db: Db, options: { days: number; batch: nu
       and not exists (select 1 from webhook_deliveries d where d.event_id = e.id)`.execute(db);
   return rows[0]!.n;
 }
+
+/**
+ * The queue's depth for `/metrics`: deliveries pending (first attempt or retry) and reminders whose time has come.
+ * Both counts read the partial indexes the worker uses, which hold only waiting rows.
+ */
+export async function queueDepth(db: Db): Promise<{ deliveries: number; reminders: number }> {
+  const { rows } = await sql<{ deliveries: number; reminders: number }>`
+    select (select count(*)::int from webhook_deliveries where status = 'pending' and next_attempt_at is not null) as deliveries,
+           (select count(*)::int from action_items where remind_at <= now()) as reminders`.execute(db);
+  return rows[0]!;
+}
