@@ -1,0 +1,279 @@
+import type { Redis } from 'ioredis';
+import type postgres from 'postgres';
+
+// Leases of a shared rate-limit budget (issue 22; the design and its exactness argument are in docs/decisions.md,
+// "Rate limit leases"). The shared record — a `rate_limits` row, or a Redis hash — is the only authority: it holds
+// how many units of the key's window have been handed out. A process takes a block of units in one statement and
+// admits locally only units it holds, so the sum admitted in a window never exceeds the limit, over any number of
+// processes. Blocks follow the process's demand for the key and shrink as the shared budget runs low (never more
+// than 1/`divisor` of what is left, single units near the end); units unused for a while go back.
+
+/** What a store answers to a request for a block of a key's budget. */
+export interface Lease {
+  /** Units now held by the caller: 0 when the window's budget is all handed out. */
+  granted: number;
+  /** Units of the window not handed out to anyone, after this grant. */
+  unleased: number;
+  /** Milliseconds until the window ends, by the store's clock, as the statement ran. */
+  msLeft: number;
+  /** The window's end by the store's clock: names the window when units go back. */
+  windowEnd: string;
+}
+
+export interface LeaseReturn {
+  key: string;
+  units: number;
+  windowEnd: string;
+}
+
+export interface LeaseStore {
+  /** Hands out min(want, what is left, max(1, ⌊what is left ÷ divisor⌋)) units of `key`'s current window. */
+  take(key: string, want: number): Promise<Lease>;
+  /** Gives unused units back to the windows they came from (units of a window that has ended are dropped). */
+  giveBack(returns: LeaseReturn[]): Promise<void>;
+  /** Housekeeping every few minutes (rows of long-gone windows). */
+  sweep?(): Promise<void>;
+}
+
+export interface LeaseSettings {
+  limit: number;
+  windowMs: number;
+  /** A lease never takes more than 1/divisor of the units left in the window (at least 1). */
+  divisor: number;
+  /** The largest block, whatever the demand. */
+  maxBlock: number;
+  /** A block spent within this time asks for twice as much next time; one that lasted twice as long, for half. */
+  spendMs: number;
+  /** Units held but unused for this long go back to the shared budget. */
+  idleMs: number;
+  /** After the budget was found spent, how long a process refuses locally before asking the store again. */
+  recheckMs: number;
+}
+
+export const DEFAULT_LEASE_SETTINGS: Omit<LeaseSettings, 'limit'> = {
+  windowMs: 60_000,
+  divisor: 8,
+  maxBlock: 256,
+  spendMs: 5_000,
+  idleMs: 5_000,
+  recheckMs: 1_000,
+};
+
+export interface LeaseVerdict {
+  admitted: boolean;
+  /** The shared units not yet handed out (as of this process's last lease) plus the units this process holds. */
+  remaining: number;
+  msLeft: number;
+}
+
+interface KeyState {
+  held: number;
+  unleased: number;
+  /** performance.now() from which nothing of this window may be spent: never later than the window's real end. */
+  deadline: number;
+  windowEnd: string;
+  want: number;
+  leasedAt: number;
+  lastUsed: number;
+  /** While the window's budget is spent: refuse locally until then. */
+  recheckAt: number;
+  pending?: Promise<void>;
+}
+
+/**
+ * Admits requests from leased blocks of each key's shared budget. `consume` rejects only when the store fails
+ * (the caller falls back to its in-memory insurance limiter).
+ *
+ * @example const leases = new LeasedLimiter(postgresLeaseStore(sql, settings), settings);
+ *          const { admitted, remaining, msLeft } = await leases.consume('rl:key:…');
+ */
+export class LeasedLimiter {
+  private readonly keys = new Map<string, KeyState>();
+  private readonly timer: NodeJS.Timeout;
+  private lastStoreSweep = performance.now();
+
+  constructor(
+    private readonly store: LeaseStore,
+    private readonly settings: LeaseSettings,
+  ) {
+    this.timer = setInterval(() => void this.sweep(), Math.min(1_000, settings.idleMs)).unref();
+  }
+
+  async consume(key: string): Promise<LeaseVerdict> {
+    for (;;) {
+      const now = performance.now();
+      let s = this.keys.get(key);
+      if (!s) {
+        s = { held: 0, unleased: this.settings.limit, deadline: 0, windowEnd: '', want: 1, leasedAt: 0, lastUsed: now, recheckAt: 0 };
+        this.keys.set(key, s);
+      }
+      if (s.pending) {
+        await s.pending;
+        continue;
+      }
+      if (now >= s.deadline) {
+        // The window is over (or about to be, by the store's clock): its units are not spent in the next one.
+        s.held = 0;
+        s.recheckAt = 0;
+      }
+      if (s.held > 0) {
+        s.held -= 1;
+        s.lastUsed = now;
+        return { admitted: true, remaining: s.unleased + s.held, msLeft: s.deadline - now };
+      }
+      if (now < s.recheckAt) return { admitted: false, remaining: 0, msLeft: s.deadline - now };
+      const state = s;
+      state.pending = this.lease(key, state, now).finally(() => {
+        state.pending = undefined;
+      });
+      await state.pending;
+    }
+  }
+
+  /** Gives back every unit held in a window that has not ended, and stops the timer. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    const now = performance.now();
+    const returns: LeaseReturn[] = [];
+    for (const [key, s] of this.keys) {
+      if (s.held > 0 && now < s.deadline) returns.push({ key, units: s.held, windowEnd: s.windowEnd });
+      s.held = 0;
+    }
+    this.keys.clear();
+    if (returns.length > 0) await this.store.giveBack(returns).catch(() => {});
+  }
+
+  private async lease(key: string, s: KeyState, now: number): Promise<void> {
+    const { spendMs, maxBlock } = this.settings;
+    if (s.leasedAt > 0) {
+      const lasted = now - s.leasedAt;
+      if (lasted < spendMs) s.want = Math.min(maxBlock, s.want * 2);
+      else if (lasted >= 2 * spendMs) s.want = Math.max(1, Math.floor(s.want / 2));
+    }
+    // The deadline counts from before the statement was sent: the store's window ends no earlier than that.
+    const sentAt = performance.now();
+    const lease = await this.store.take(key, s.want);
+    const answeredAt = performance.now();
+    s.held = lease.granted;
+    s.unleased = lease.unleased;
+    s.deadline = sentAt + lease.msLeft;
+    s.windowEnd = lease.windowEnd;
+    s.leasedAt = answeredAt;
+    s.lastUsed = answeredAt;
+    s.recheckAt = lease.granted === 0 ? Math.min(s.deadline, answeredAt + this.settings.recheckMs) : 0;
+  }
+
+  /** Gives back units idle for `idleMs`, forgets keys whose window is over, and lets the store tidy up. */
+  private async sweep(): Promise<void> {
+    const now = performance.now();
+    const returns: LeaseReturn[] = [];
+    for (const [key, s] of this.keys) {
+      if (s.pending) continue;
+      if (now >= s.deadline) this.keys.delete(key);
+      else if (s.held > 0 && now - s.lastUsed >= this.settings.idleMs) {
+        returns.push({ key, units: s.held, windowEnd: s.windowEnd });
+        s.unleased += s.held;
+        s.held = 0;
+        s.leasedAt = 0;
+      }
+    }
+    if (returns.length > 0) await this.store.giveBack(returns).catch(() => {});
+    if (this.store.sweep && now - this.lastStoreSweep >= 5 * 60_000) {
+      this.lastStoreSweep = now;
+      await this.store.sweep().catch(() => {});
+    }
+  }
+}
+
+/** The units a lease of `want` gets from a window with `left` units not handed out. */
+export function blockOf(want: number, left: number, divisor: number): number {
+  return Math.max(0, Math.min(want, left, Math.max(1, Math.floor(left / divisor))));
+}
+
+/**
+ * Leases from the `rate_limits` table (db/0001, `granted` from db/0009), one prepared statement each: the row's
+ * `points` are the units handed out in the window ending at `expire` (ms, the database's clock). The same row
+ * rate-limiter-flexible kept, so a rolling upgrade shares the budget with processes of the version before.
+ */
+export function postgresLeaseStore(sql: postgres.Sql, settings: LeaseSettings): LeaseStore {
+  const { limit, windowMs, divisor } = settings;
+  // `now` is statement_timestamp(), the same in every expression; a fresh window's grant comes from the
+  // caller ($6, blockOf over the whole limit), a running one's from the row.
+  const take = `
+    insert into rate_limits as r (key, points, expire, granted)
+    values ($1, $6::int, (extract(epoch from statement_timestamp()) * 1000)::bigint + $5::int, $6::int)
+    on conflict (key) do update set
+      points = case when r.expire is null or r.expire <= excluded.expire - $5::int then excluded.points
+        else r.points + least($2::int, greatest(0, $3::int - r.points), greatest(1, greatest(0, $3::int - r.points) / $4::int)) end,
+      granted = case when r.expire is null or r.expire <= excluded.expire - $5::int then excluded.points
+        else least($2::int, greatest(0, $3::int - r.points), greatest(1, greatest(0, $3::int - r.points) / $4::int)) end,
+      expire = case when r.expire is null or r.expire <= excluded.expire - $5::int then excluded.expire else r.expire end
+    returning granted, greatest(0, $3::int - points) as unleased,
+      (expire - (extract(epoch from statement_timestamp()) * 1000)::bigint)::int as ms_left, expire::text as window_end`;
+  const giveBack = `
+    update rate_limits as r set points = greatest(0, r.points - u.units)
+    from unnest($1::text[], $2::int[], $3::bigint[]) as u(key, units, expire)
+    where r.key = u.key and r.expire = u.expire`;
+  return {
+    async take(key, want) {
+      const params = [key, want, limit, divisor, windowMs, blockOf(want, limit, divisor)];
+      const [row] = await sql.unsafe<{ granted: number; unleased: number; ms_left: number; window_end: string }[]>(take, params, { prepare: true });
+      return { granted: row!.granted, unleased: row!.unleased, msLeft: row!.ms_left, windowEnd: row!.window_end };
+    },
+    async giveBack(returns) {
+      const params = [returns.map((r) => r.key), returns.map((r) => r.units), returns.map((r) => r.windowEnd)];
+      await sql.unsafe(giveBack, params as never[], { prepare: true });
+    },
+    async sweep() {
+      // Rows of windows that ended an hour ago, as rate-limiter-flexible cleared them.
+      await sql.unsafe(`delete from rate_limits where expire < (extract(epoch from statement_timestamp()) * 1000)::bigint - 3600000`);
+    },
+  };
+}
+
+// KEYS[1]: the key (a hash of `taken` and `end`, ms by Redis's clock); ARGV: want, limit, divisor, window ms.
+const TAKE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = redis.call('HMGET', KEYS[1], 'taken', 'end')
+local taken, wend = tonumber(v[1]), tonumber(v[2])
+if not wend or wend <= now then
+  taken = 0
+  wend = now + tonumber(ARGV[4])
+end
+local left = math.max(0, tonumber(ARGV[2]) - taken)
+local grant = math.min(tonumber(ARGV[1]), left, math.max(1, math.floor(left / tonumber(ARGV[3]))))
+redis.call('HSET', KEYS[1], 'taken', taken + grant, 'end', string.format('%d', wend))
+redis.call('PEXPIREAT', KEYS[1], wend)
+return {grant, left - grant, wend - now, string.format('%d', wend)}`;
+
+// KEYS[1]: the key; ARGV: units, the window's end. Only into the window the units came from.
+const GIVE_BACK_LUA = `
+if redis.call('HGET', KEYS[1], 'end') == ARGV[2] then
+  redis.call('HINCRBY', KEYS[1], 'taken', -tonumber(ARGV[1]))
+end
+return 0`;
+
+type LeaseCommands = {
+  rlTake(key: string, want: number, limit: number, divisor: number, windowMs: number): Promise<[number, number, number, string]>;
+  rlGiveBack(key: string, units: number, windowEnd: string): Promise<number>;
+};
+
+/** Leases from Redis: the same statement as Postgres's, as one Lua script (EVALSHA) per lease. */
+export function redisLeaseStore(redis: Redis, settings: LeaseSettings): LeaseStore {
+  const { limit, windowMs, divisor } = settings;
+  if (!('rlTake' in redis)) {
+    redis.defineCommand('rlTake', { numberOfKeys: 1, lua: TAKE_LUA });
+    redis.defineCommand('rlGiveBack', { numberOfKeys: 1, lua: GIVE_BACK_LUA });
+  }
+  const commands = redis as unknown as LeaseCommands;
+  return {
+    async take(key, want) {
+      const [granted, unleased, msLeft, windowEnd] = await commands.rlTake(key, want, limit, divisor, windowMs);
+      return { granted, unleased, msLeft, windowEnd };
+    },
+    async giveBack(returns) {
+      await Promise.all(returns.map((r) => commands.rlGiveBack(r.key, r.units, r.windowEnd)));
+    },
+  };
+}
