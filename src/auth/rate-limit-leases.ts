@@ -44,7 +44,7 @@ export interface LeaseSettings {
   maxBlock: number;
   /** A block spent within this time asks for twice as much next time; one that lasted twice as long, for half. */
   spendMs: number;
-  /** Units held but unused for this long go back to the shared budget. */
+  /** Units held but unused for this long go back to the shared budget (not below spendMs: steady traffic would give back). */
   idleMs: number;
   /** After the budget was found spent, how long a process refuses locally before asking the store again. */
   recheckMs: number;
@@ -54,8 +54,8 @@ export const DEFAULT_LEASE_SETTINGS: Omit<LeaseSettings, 'limit'> = {
   windowMs: 60_000,
   divisor: 8,
   maxBlock: 256,
-  spendMs: 5_000,
-  idleMs: 5_000,
+  spendMs: 10_000,
+  idleMs: 10_000,
   recheckMs: 1_000,
 };
 
@@ -74,6 +74,7 @@ interface KeyState {
   windowEnd: string;
   want: number;
   leasedAt: number;
+  lastGrant: number;
   lastUsed: number;
   /** While the window's budget is spent: refuse locally until then. */
   recheckAt: number;
@@ -104,12 +105,8 @@ export class LeasedLimiter {
       const now = performance.now();
       let s = this.keys.get(key);
       if (!s) {
-        s = { held: 0, unleased: this.settings.limit, deadline: 0, windowEnd: '', want: 1, leasedAt: 0, lastUsed: now, recheckAt: 0 };
+        s = { held: 0, unleased: this.settings.limit, deadline: 0, windowEnd: '', want: 1, leasedAt: 0, lastGrant: 0, lastUsed: now, recheckAt: 0 };
         this.keys.set(key, s);
-      }
-      if (s.pending) {
-        await s.pending;
-        continue;
       }
       if (now >= s.deadline) {
         // The window is over (or about to be, by the store's clock): its units are not spent in the next one.
@@ -119,14 +116,16 @@ export class LeasedLimiter {
       if (s.held > 0) {
         s.held -= 1;
         s.lastUsed = now;
+        // A block of some size running low: the next one is asked for now, so that no request waits for it.
+        if (!s.pending && s.lastGrant >= 4 && s.held <= s.lastGrant / 4) this.startLease(key, s, now).catch(() => {});
         return { admitted: true, remaining: s.unleased + s.held, msLeft: s.deadline - now };
       }
+      if (s.pending) {
+        await s.pending;
+        continue;
+      }
       if (now < s.recheckAt) return { admitted: false, remaining: 0, msLeft: s.deadline - now };
-      const state = s;
-      state.pending = this.lease(key, state, now).finally(() => {
-        state.pending = undefined;
-      });
-      await state.pending;
+      await this.startLease(key, s, now);
     }
   }
 
@@ -143,6 +142,13 @@ export class LeasedLimiter {
     if (returns.length > 0) await this.store.giveBack(returns).catch(() => {});
   }
 
+  private startLease(key: string, s: KeyState, now: number): Promise<void> {
+    s.pending = this.lease(key, s, now).finally(() => {
+      s.pending = undefined;
+    });
+    return s.pending;
+  }
+
   private async lease(key: string, s: KeyState, now: number): Promise<void> {
     const { spendMs, maxBlock } = this.settings;
     if (s.leasedAt > 0) {
@@ -154,7 +160,9 @@ export class LeasedLimiter {
     const sentAt = performance.now();
     const lease = await this.store.take(key, s.want);
     const answeredAt = performance.now();
-    s.held = lease.granted;
+    // Units still held are kept if they are of the same window; a new window means theirs ended before the statement ran.
+    s.held = lease.windowEnd === s.windowEnd && answeredAt < s.deadline ? s.held + lease.granted : lease.granted;
+    s.lastGrant = lease.granted;
     s.unleased = lease.unleased;
     s.deadline = sentAt + lease.msLeft;
     s.windowEnd = lease.windowEnd;
