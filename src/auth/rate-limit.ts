@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type postgres from 'postgres';
+import postgres from 'postgres';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '../rpc/errors.ts';
 import {
@@ -16,6 +16,11 @@ export interface RateLimitOptions {
   store: 'memory' | 'postgres' | 'redis';
   /** For the postgres store: the app's postgres.js client (the table comes from the migrations). */
   sql?: postgres.Sql;
+  /**
+   * For the postgres store on a server (not the embedded database, which takes one connection): leases then go
+   * through a client of their own, so that a lease waiting for its commit never holds up a request's query.
+   */
+  databaseUrl?: string;
   redisUrl?: string;
   /** Keeps namespaces apart when several limiters share one store (tests, `generate`). */
   keyPrefix?: string;
@@ -45,7 +50,7 @@ export function createRateLimiter(options: RateLimitOptions) {
   const keyPrefix = options.keyPrefix ?? 'rl';
   const settings: LeaseSettings = { ...DEFAULT_LEASE_SETTINGS, ...options.leases, limit: options.perMinute };
   const insuranceLimiter = new RateLimiterMemory({ points: options.perMinute, duration: settings.windowMs / 1000, keyPrefix });
-  const { store, redis } = leaseStore(options, settings);
+  const { store, redis, sql } = leaseStore(options, settings);
   const leases = store && new LeasedLimiter(store, settings);
 
   /** The in-memory count: the memory store, and the shared stores' stand-in while they fail. */
@@ -85,12 +90,13 @@ export function createRateLimiter(options: RateLimitOptions) {
     async close(): Promise<void> {
       await leases?.close();
       redis?.disconnect();
+      await sql?.end({ timeout: 5 });
     },
   };
 }
 
 /** The lease store of `options.store` (none for memory), and the Redis client it opened. */
-function leaseStore(options: RateLimitOptions, settings: LeaseSettings): { store?: LeaseStore; redis?: Redis } {
+function leaseStore(options: RateLimitOptions, settings: LeaseSettings): { store?: LeaseStore; redis?: Redis; sql?: postgres.Sql } {
   switch (options.store) {
     case 'memory':
       return {};
@@ -103,6 +109,12 @@ function leaseStore(options: RateLimitOptions, settings: LeaseSettings): { store
       return { store: redisLeaseStore(redis, settings), redis };
     }
     case 'postgres': {
+      if (options.databaseUrl) {
+        // A lease's commit waits for the WAL flush; on the app's pool, queries pipelined behind it would wait as
+        // long (docs/performance.md, rate-limit leases). Opened lazily: an idle limiter holds no connection.
+        const sql = postgres(options.databaseUrl, { max: 2, onnotice: () => {}, connect_timeout: 10 });
+        return { store: postgresLeaseStore(sql, settings), sql };
+      }
       if (!options.sql) throw new Error('the postgres rate-limit store needs the database client');
       return { store: postgresLeaseStore(options.sql, settings) };
     }
