@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import type { LoadResult } from './load.ts';
-import { measureLimitCost, reportLimitCost, type LimitCost } from './rate-limit-cost.ts';
+import { measureBusyKeys, measureLimitCost, reportBusyKeys, reportLimitCost, type BusyCost, type LimitCost } from './rate-limit-cost.ts';
 import { measureReminders, PACED_RATE, POLL_MS, reportReminders, type RemindersResult } from './reminders.ts';
 import { OPERATIONS, type Operation } from './requests.ts';
 import { fixtureOf, removeWrites, seedGoals, seedOwners } from './seed.ts';
@@ -379,6 +379,7 @@ let admin: postgres.Sql | undefined;
 /** The reminder step's result, when it ran. */
 let reminders: RemindersResult | undefined;
 let limitCost: LimitCost[] | undefined;
+let busyCost: BusyCost[] | undefined;
 /** The databases this run created, dropped at the end. */
 const dbNames: string[] = [];
 let workDir: string | undefined;
@@ -524,6 +525,7 @@ async function main() {
       }
       // A key near and over its limit, store by store (bench/rate-limit-cost.ts).
       limitCost = await measureLimitCost({ postgres: db, redis: redisUp ? redis : undefined });
+      busyCost = await measureBusyKeys({ databaseUrl: dbUrl, redis: redisUp ? redis : undefined });
       redis.disconnect();
     }
 
@@ -876,6 +878,10 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
   if (limitCost) {
     reportLimitCost(limitCost, out);
     json.limit_cost = limitCost;
+  }
+  if (busyCost) {
+    reportBusyKeys(busyCost, out);
+    json.busy_keys = busyCost;
   }
 
   if (reminders) {
