@@ -172,6 +172,21 @@ describe('the postgres leasing statement', () => {
     expect(await points(other)).toBe(3);
   });
 
+  it('answers leases asked for together in one statement, each its own, a key twice in turn', async () => {
+    const settings = { ...DEFAULT_LEASE_SETTINGS, limit: 100 };
+    const store = postgresLeaseStore(h.sql, settings);
+    const prefix = `rl-${randomUUID()}`;
+    const wants = [1, 2, 3, 50, 7];
+    const leases = await Promise.all([
+      ...wants.map((want, i) => store.take(`${prefix}:key:${i}`, want)),
+      store.take(`${prefix}:key:0`, 4),
+    ]);
+    expect(leases.map((l) => l.granted)).toEqual([1, 2, 3, 12, 7, blockOf(4, 99, 8)]);
+    expect(leases.map((l) => l.unleased)).toEqual([99, 98, 97, 88, 93, 99 - blockOf(4, 99, 8)]);
+    expect(await points(`${prefix}:key:0`)).toBe(1 + blockOf(4, 99, 8));
+    expect(await points(`${prefix}:key:3`)).toBe(12);
+  });
+
   it('counts in memory while the database does not answer', async () => {
     const dead = postgres('postgres://postgres@127.0.0.1:1/none', { max: 1, connect_timeout: 1 });
     const l = createRateLimiter({ perMinute: 3, store: 'postgres', sql: dead });

@@ -199,34 +199,89 @@ export function blockOf(want: number, left: number, divisor: number): number {
 }
 
 /**
- * Leases from the `rate_limits` table (db/0001, `granted` from db/0009), one prepared statement each: the row's
- * `points` are the units handed out in the window ending at `expire` (ms, the database's clock). The same row
- * rate-limiter-flexible kept, so a rolling upgrade shares the budget with processes of the version before.
+ * Leases from the `rate_limits` table (db/0001, `granted` from db/0009): a row's `points` are the units handed out in
+ * the window ending at `expire` (ms, the database's clock). The same rows rate-limiter-flexible kept, so a rolling
+ * upgrade shares the budget with processes of the version before.
+ *
+ * One statement at a time per store, carrying every lease asked for while the last one ran: each statement's commit
+ * waits for a WAL flush, and on a loaded machine one flush per lease queued leases behind each other
+ * (docs/performance.md, rate-limit leases). Rows are locked in key order, in every statement here, so that two
+ * processes' statements cannot deadlock.
  */
 export function postgresLeaseStore(sql: postgres.Sql, settings: LeaseSettings): LeaseStore {
   const { limit, windowMs, divisor } = settings;
-  // `now` is statement_timestamp(), the same in every expression; a fresh window's grant comes from the
-  // caller ($6, blockOf over the whole limit), a running one's from the row.
+  // `now` is statement_timestamp(), the same in every expression. A new row's grant comes from the caller (`fresh`,
+  // blockOf over the whole limit); a running window's from the row. The inserted `granted` carries the want, read by
+  // the conflict branch as excluded.granted; what a row answers is least(granted, points), which is the grant on
+  // every path (a new row: fresh ≤ want; an updated one: points ≥ the grant just added).
   const take = `
     insert into rate_limits as r (key, points, expire, granted)
-    values ($1, $6::int, (extract(epoch from statement_timestamp()) * 1000)::bigint + $5::int, $6::int)
+    select u.key, u.fresh, (extract(epoch from statement_timestamp()) * 1000)::bigint + $4::int, u.want
+    from unnest($1::text[], $2::int[], $3::int[]) as u(key, want, fresh)
+    order by u.key
     on conflict (key) do update set
-      points = case when r.expire is null or r.expire <= excluded.expire - $5::int then excluded.points
-        else r.points + least($2::int, greatest(0, $3::int - r.points), greatest(1, greatest(0, $3::int - r.points) / $4::int)) end,
-      granted = case when r.expire is null or r.expire <= excluded.expire - $5::int then excluded.points
-        else least($2::int, greatest(0, $3::int - r.points), greatest(1, greatest(0, $3::int - r.points) / $4::int)) end,
-      expire = case when r.expire is null or r.expire <= excluded.expire - $5::int then excluded.expire else r.expire end
-    returning granted, greatest(0, $3::int - points) as unleased,
+      points = case when r.expire is null or r.expire <= excluded.expire - $4::int then excluded.points
+        else r.points + least(excluded.granted, greatest(0, $5::int - r.points), greatest(1, greatest(0, $5::int - r.points) / $6::int)) end,
+      granted = case when r.expire is null or r.expire <= excluded.expire - $4::int then excluded.points
+        else least(excluded.granted, greatest(0, $5::int - r.points), greatest(1, greatest(0, $5::int - r.points) / $6::int)) end,
+      expire = case when r.expire is null or r.expire <= excluded.expire - $4::int then excluded.expire else r.expire end
+    returning key, least(granted, points) as granted, greatest(0, $5::int - points) as unleased,
       (expire - (extract(epoch from statement_timestamp()) * 1000)::bigint)::int as ms_left, expire::text as window_end`;
+  // Units back into the window they came from (`expire` matches), as an upsert so that rows lock in key order; a row
+  // that is gone comes back with nothing handed out.
   const giveBack = `
-    update rate_limits as r set points = greatest(0, r.points - u.units)
-    from unnest($1::text[], $2::int[], $3::bigint[]) as u(key, units, expire)
-    where r.key = u.key and r.expire = u.expire`;
+    insert into rate_limits as r (key, points, expire, granted)
+    select u.key, 0, u.expire, u.units from unnest($1::text[], $2::int[], $3::bigint[]) as u(key, units, expire)
+    order by u.key
+    on conflict (key) do update set
+      points = case when r.expire = excluded.expire then greatest(0, r.points - excluded.granted) else r.points end`;
+
+  type Waiting = { key: string; want: number; resolve(lease: Lease): void; reject(error: unknown): void };
+  let queue: Waiting[] = [];
+  let running = false;
+  function send(): void {
+    if (running || queue.length === 0) return;
+    // A key once per statement (ON CONFLICT updates a row once); a second lease of it waits for the next one.
+    const seen = new Set<string>();
+    const batch: Waiting[] = [];
+    const rest: Waiting[] = [];
+    for (const w of queue) {
+      if (seen.has(w.key)) rest.push(w);
+      else {
+        seen.add(w.key);
+        batch.push(w);
+      }
+    }
+    queue = rest;
+    running = true;
+    const params = [batch.map((w) => w.key), batch.map((w) => w.want), batch.map((w) => blockOf(w.want, limit, divisor)), windowMs, limit, divisor];
+    sql
+      .unsafe<{ key: string; granted: number; unleased: number; ms_left: number; window_end: string }[]>(take, params as never[], { prepare: true })
+      .then(
+        (rows) => {
+          const byKey = new Map(rows.map((row) => [row.key, row]));
+          for (const w of batch) {
+            const row = byKey.get(w.key);
+            if (row) w.resolve({ granted: row.granted, unleased: row.unleased, msLeft: row.ms_left, windowEnd: row.window_end });
+            else w.reject(new Error(`no lease answered for ${w.key}`));
+          }
+        },
+        (error: unknown) => {
+          for (const w of batch) w.reject(error);
+        },
+      )
+      .finally(() => {
+        running = false;
+        send();
+      });
+  }
+
   return {
-    async take(key, want) {
-      const params = [key, want, limit, divisor, windowMs, blockOf(want, limit, divisor)];
-      const [row] = await sql.unsafe<{ granted: number; unleased: number; ms_left: number; window_end: string }[]>(take, params, { prepare: true });
-      return { granted: row!.granted, unleased: row!.unleased, msLeft: row!.ms_left, windowEnd: row!.window_end };
+    take(key, want) {
+      return new Promise<Lease>((resolve, reject) => {
+        queue.push({ key, want, resolve, reject });
+        send();
+      });
     },
     async giveBack(returns) {
       const params = [returns.map((r) => r.key), returns.map((r) => r.units), returns.map((r) => r.windowEnd)];

@@ -112,7 +112,7 @@ function leaseStore(options: RateLimitOptions, settings: LeaseSettings): { store
       if (options.databaseUrl) {
         // A lease's commit waits for the WAL flush; on the app's pool, queries pipelined behind it would wait as
         // long (docs/performance.md, rate-limit leases). Opened lazily: an idle limiter holds no connection.
-        const sql = postgres(options.databaseUrl, { max: 2, onnotice: () => {}, connect_timeout: 10 });
+        const sql = postgres(options.databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
         return { store: postgresLeaseStore(sql, settings), sql };
       }
       if (!options.sql) throw new Error('the postgres rate-limit store needs the database client');
