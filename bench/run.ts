@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import type { LoadResult } from './load.ts';
+import { measureBusyKeys, measureLimitCost, reportBusyKeys, reportLimitCost, type BusyCost, type LimitCost } from './rate-limit-cost.ts';
 import { measureReminders, PACED_RATE, POLL_MS, reportReminders, type RemindersResult } from './reminders.ts';
 import { OPERATIONS, type Operation } from './requests.ts';
 import { fixtureOf, removeWrites, seedGoals, seedOwners } from './seed.ts';
@@ -392,6 +393,8 @@ async function machine(admin: postgres.Sql) {
 let admin: postgres.Sql | undefined;
 /** The reminder step's result, when it ran. */
 let reminders: RemindersResult | undefined;
+let limitCost: LimitCost[] | undefined;
+let busyCost: BusyCost[] | undefined;
 /** The databases this run created, dropped at the end. */
 const dbNames: string[] = [];
 let workDir: string | undefined;
@@ -515,14 +518,15 @@ async function main() {
       );
       if (!redisUp) log(`Redis at ${REDIS_URL} does not answer: the redis store is left out`);
       // Three fresh processes, alike but for the store: a process that has served every action is slower
-      // on one of them than a fresh one (its JIT has seen more shapes), which is not the store's doing.
+      // on one of them than a fresh one (its JIT has seen more shapes), which is not the store's doing. The floor
+      // runs between them, so that the default deployment (postgres) is measured against it side by side too.
       const stores = [
         await startGoalpost('memory', 'store/memory'),
         await startGoalpost('postgres', 'store/postgres'),
         ...(redisUp ? [await startGoalpost('redis', 'store/redis')] : []),
       ];
       from = runs.length;
-      await interleave(stores.map((server): [Server, string] => [server, fixture10k]), ['goals.get']);
+      await interleave([floor, ...stores].map((server): [Server, string] => [server, fixture10k]), ['goals.get']);
       tagPhase('stores', from);
       await Promise.all(stores.map((s) => stopChild(s.child)));
       // The rate-limit keys are `rl:key:<api key id>` (src/auth/rate-limit.ts, src/auth/authenticate.ts).
@@ -534,6 +538,9 @@ async function main() {
         await redis.del(...keyIds);
         if (inRedis === 0) throw new Error('the redis rate-limit store holds no count: the run did not use it');
       }
+      // A key near and over its limit, store by store (bench/rate-limit-cost.ts).
+      limitCost = await measureLimitCost({ postgres: db, redis: redisUp ? redis : undefined });
+      busyCost = await measureBusyKeys({ databaseUrl: dbUrl, redis: redisUp ? redis : undefined });
       redis.disconnect();
     }
 
@@ -655,11 +662,11 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
   const target = (name: string, value: string, goal: string, met: boolean) => targets.push({ name, value, target: goal, met });
 
   // Against the floor.
+  // goals.get is judged in the store comparison below (the default deployment against the floor and the memory store).
   const minRatio: Partial<Record<Operation, number>> = {
-    'goals.get': 0.85,
-    'goals.list': 0.7,
-    'goals.create': 0.7,
-    'goals.attach': 0.7,
+    'goals.list': 0.8,
+    'goals.create': 0.8,
+    'goals.attach': 0.8,
   };
   out(`### Goalpost against the floor (${OWNERS * GOALS_PER_OWNER} goals, ${CONNECTIONS} connections, ${DURATION} s × ${ROUNDS} rounds each)`);
   out();
@@ -683,7 +690,6 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
     if (min !== undefined) {
       target(`${OPERATIONS[op].label} req/s ÷ floor`, `${fmt(ratio * 100, 0)}% (by CPU ${fmt(byCpu * 100, 0)}%)`, `≥ ${min * 100}%`, ratio >= min);
     }
-    if (op === 'goals.get') target('goals.get p99 ÷ floor', `${fmt(p99x, 2)}×`, '≤ 2×', p99x <= 2);
   }
   json.versus_floor = versus;
   out();
@@ -745,7 +751,17 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
             `(the floor's batch ÷ 3).`
           : ''),
     );
-    target('50-item batch ÷ single create', `${fmt(x, 2)}× (by CPU ${fmt(xCpu, 2)}×)`, '< 3×', x < 3);
+    if (floorBatch) {
+      // A batch's cost per item (1 ÷ req/s ÷ 50) against the floor's batch per item.
+      const perItem = cost(batch) / 50;
+      const floorPerItem = cost(floorBatch) / 50;
+      target(
+        '50-item batch: cost per item ÷ the floor batch\'s',
+        `${fmt(perItem, 0)} ÷ ${fmt(floorPerItem, 0)} µs = ${fmt((perItem / floorPerItem) * 100, 0)}% (by CPU ${fmt((cpuTotal(batch) / cpuTotal(floorBatch)) * 100, 0)}%)`,
+        '≤ 100%',
+        perItem <= floorPerItem,
+      );
+    }
     out();
   }
 
@@ -843,22 +859,45 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
     const stores: Record<string, unknown> = {};
     out('### Shared rate-limit store (goals.get, three fresh Goalpost processes alike but for RATE_LIMIT_STORE)');
     out();
-    out('| store | req/s | ratio to memory | p50 ms | p99 ms | added per request (1 ÷ req/s) | CPU per request | added CPU |');
-    out('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    const storeFloor = summarize('floor', 'goals.get', 'stores');
+    out('| store | req/s | ratio to memory | ratio to the floor | p50 ms | p99 ms | added per request (1 ÷ req/s) | CPU per request | added CPU |');
+    out('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    if (storeFloor) {
+      out(`| (floor) | ${fmt(storeFloor.rps, 0)} | | 100% | ${fmt(storeFloor.p50, 2)} | ${fmt(storeFloor.p99, 2)} | | ${fmt(cpuTotal(storeFloor), 0)} µs | |`);
+    }
     for (const store of ['memory', 'postgres', 'redis']) {
       const s = summarize(`store/${store}`, 'goals.get', 'stores');
       if (!s) continue;
       const added = 1e6 / s.rps - 1e6 / memory.rps;
       const addedCpu = cpuTotal(s) - cpuTotal(memory);
-      stores[store] = { ...s, ratio: s.rps / memory.rps, added_us_per_request: added, added_cpu_us_per_request: addedCpu };
+      const toFloor = storeFloor ? s.rps / storeFloor.rps : NaN;
+      stores[store] = { ...s, ratio: s.rps / memory.rps, ratio_to_floor: toFloor, added_us_per_request: added, added_cpu_us_per_request: addedCpu };
       const signed = (v: number) => `${v >= 0 ? '+' : ''}${fmt(v, 0)} µs`;
       out(
-        `| ${store} | ${fmt(s.rps, 0)} | ${fmt((s.rps / memory.rps) * 100, 0)}% | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ` +
+        `| ${store} | ${fmt(s.rps, 0)} | ${fmt((s.rps / memory.rps) * 100, 0)}% | ${fmt(toFloor * 100, 0)}% | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ` +
           `${store === 'memory' ? 'baseline' : signed(added)} | ${fmt(cpuTotal(s), 0)} µs | ` +
           `${store === 'memory' ? 'baseline' : signed(addedCpu)} |`,
       );
     }
     json.stores = stores;
+    const standard = summarize('store/postgres', 'goals.get', 'stores');
+    if (standard) {
+      const byCpu = (base: Summary) => `by CPU ${fmt((cpuTotal(base) / cpuTotal(standard)) * 100, 0)}%`;
+      target(
+        'default deployment (postgres store): goals.get ÷ memory store',
+        `${fmt((standard.rps / memory.rps) * 100, 0)}% (${byCpu(memory)})`,
+        '≥ 90%',
+        standard.rps / memory.rps >= 0.9,
+      );
+      if (storeFloor) {
+        target(
+          'default deployment (postgres store): goals.get ÷ floor',
+          `${fmt((standard.rps / storeFloor.rps) * 100, 0)}% (${byCpu(storeFloor)})`,
+          '≥ 90%',
+          standard.rps / storeFloor.rps >= 0.9,
+        );
+      }
+    }
     out();
     out(
       'Added per request: the extra machine time per request against the memory store (1 ÷ req/s with all cores busy); ' +
@@ -888,6 +927,15 @@ function report(info: Awaited<ReturnType<typeof machine>>) {
     }
     json.access_log = rows;
     out();
+  }
+
+  if (limitCost) {
+    reportLimitCost(limitCost, out);
+    json.limit_cost = limitCost;
+  }
+  if (busyCost) {
+    reportBusyKeys(busyCost, out);
+    json.busy_keys = busyCost;
   }
 
   if (reminders) {

@@ -1,24 +1,33 @@
 import { Redis } from 'ioredis';
-import type postgres from 'postgres';
-import {
-  RateLimiterMemory,
-  RateLimiterPostgres,
-  RateLimiterRedis,
-  RateLimiterRes,
-  type RateLimiterAbstract,
-} from 'rate-limiter-flexible';
+import postgres from 'postgres';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '../rpc/errors.ts';
+import {
+  DEFAULT_LEASE_SETTINGS,
+  LeasedLimiter,
+  postgresLeaseStore,
+  redisLeaseStore,
+  type LeaseSettings,
+  type LeaseStore,
+} from './rate-limit-leases.ts';
 
 export interface RateLimitOptions {
   perMinute: number;
   store: 'memory' | 'postgres' | 'redis';
   /** For the postgres store: the app's postgres.js client (the table comes from the migrations). */
   sql?: postgres.Sql;
+  /**
+   * For the postgres store on a server (not the embedded database, which takes one connection): leases then go
+   * through a client of their own, so that a lease waiting for its commit never holds up a request's query.
+   */
+  databaseUrl?: string;
   redisUrl?: string;
   /** Keeps namespaces apart when several limiters share one store (tests, `generate`). */
   keyPrefix?: string;
   /** What is counted, for the 429 message: "requests" by default, "generations" for `goals.generate`. */
   what?: string;
+  /** The shared stores' lease settings (tests shorten the window); see src/auth/rate-limit-leases.ts. */
+  leases?: Partial<Omit<LeaseSettings, 'limit'>>;
 }
 
 export interface RateLimitVerdict {
@@ -28,28 +37,45 @@ export interface RateLimitVerdict {
 }
 
 /**
- * A fixed one-minute window per credential, from rate-limiter-flexible. The memory store is exact for
- * one process; Redis or Postgres share the count between processes. If the shared store fails, an
- * in-memory limiter takes over (per process) rather than letting every request through or failing it.
+ * A fixed one-minute window per credential. The memory store (rate-limiter-flexible's) is exact for one process.
+ * Postgres and Redis share the budget between processes through leases (src/auth/rate-limit-leases.ts): a process
+ * takes a block of a key's budget in one statement and spends it locally, so the limit stays exact across processes
+ * and a busy key costs one write per block, not per request. If the shared store fails, an in-memory limiter takes
+ * over (per process) rather than letting every request through or failing it.
  *
  * @example const limiter = createRateLimiter({ perMinute: 60, store: 'memory' });
  *          const verdict = await limiter.consume('key:…'); // throws RATE_LIMIT_EXCEEDED
  */
 export function createRateLimiter(options: RateLimitOptions) {
-  const common = { points: options.perMinute, duration: 60, keyPrefix: options.keyPrefix ?? 'rl' };
-  const insuranceLimiter = new RateLimiterMemory(common);
-  const { limiter, redis } = storeLimiter(options, common, insuranceLimiter);
+  const keyPrefix = options.keyPrefix ?? 'rl';
+  const settings: LeaseSettings = { ...DEFAULT_LEASE_SETTINGS, ...options.leases, limit: options.perMinute };
+  const insuranceLimiter = new RateLimiterMemory({ points: options.perMinute, duration: settings.windowMs / 1000, keyPrefix });
+  const { store, redis, sql } = leaseStore(options, settings);
+  const leases = store && new LeasedLimiter(store, settings);
+
+  /** The in-memory count: the memory store, and the shared stores' stand-in while they fail. */
+  async function consumeInMemory(key: string): Promise<RateLimitVerdict> {
+    try {
+      return verdict(await insuranceLimiter.consume(key, 1), options.perMinute);
+    } catch (error) {
+      if (error instanceof RateLimiterRes) throw exceeded(options, verdict(error, options.perMinute));
+      throw error;
+    }
+  }
 
   return {
     /** Counts one request for `key`; throws RATE_LIMIT_EXCEEDED (with Retry-After) past the limit. */
     async consume(key: string): Promise<RateLimitVerdict> {
+      if (!leases || (redis && redis.status !== 'ready')) return consumeInMemory(key);
+      let leased;
       try {
-        const res = await limiter.consume(key, 1);
-        return verdict(res, options.perMinute);
-      } catch (error) {
-        if (error instanceof RateLimiterRes) throw exceeded(options, verdict(error, options.perMinute));
-        throw error;
+        leased = await leases.consume(`${keyPrefix}:${key}`);
+      } catch {
+        return consumeInMemory(key);
       }
+      const v = { limit: options.perMinute, remaining: leased.remaining, resetSeconds: Math.max(1, Math.ceil(leased.msLeft / 1000)) };
+      if (!leased.admitted) throw exceeded(options, v);
+      return v;
     },
     /**
      * Resolves once the shared store can count (Redis connected), or after `timeoutMs` if it cannot yet: until then the
@@ -60,50 +86,37 @@ export function createRateLimiter(options: RateLimitOptions) {
       if (!redis || redis.status === 'ready') return true;
       return redisReady(redis, timeoutMs);
     },
+    /** Gives the units this process holds back to the shared budget, and closes the store's connection. */
     async close(): Promise<void> {
+      await leases?.close();
       redis?.disconnect();
+      await sql?.end({ timeout: 5 });
     },
   };
 }
 
-type LimiterOptions = { points: number; duration: number; keyPrefix: string };
-
-/** The limiter of `options.store`, with `insuranceLimiter` behind a shared one; and the Redis client it opened. */
-function storeLimiter(
-  options: RateLimitOptions,
-  common: LimiterOptions,
-  insuranceLimiter: RateLimiterMemory,
-): { limiter: RateLimiterAbstract; redis?: Redis } {
+/** The lease store of `options.store` (none for memory), and the Redis client it opened. */
+function leaseStore(options: RateLimitOptions, settings: LeaseSettings): { store?: LeaseStore; redis?: Redis; sql?: postgres.Sql } {
   switch (options.store) {
     case 'memory':
-      return { limiter: insuranceLimiter };
+      return {};
     case 'redis': {
       if (!options.redisUrl) throw new Error('the redis rate-limit store needs REDIS_URL');
       const redis = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
       redis.on('error', () => {
         // ioredis reconnects by itself; the insurance limiter answers meanwhile.
       });
-      return { limiter: new RateLimiterRedis({ ...common, storeClient: redis, insuranceLimiter }), redis };
+      return { store: redisLeaseStore(redis, settings), redis };
     }
     case 'postgres': {
+      if (options.databaseUrl) {
+        // A lease's commit waits for the WAL flush; on the app's pool, queries pipelined behind it would wait as
+        // long (docs/performance.md, rate-limit leases). Opened lazily: an idle limiter holds no connection.
+        const sql = postgres(options.databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+        return { store: postgresLeaseStore(sql, settings), sql };
+      }
       if (!options.sql) throw new Error('the postgres rate-limit store needs the database client');
-      const sql = options.sql;
-      // rate-limiter-flexible speaks to a `pg`-style client; this is that shape over postgres.js.
-      const storeClient = {
-        query: async ({ text, values }: { text: string; values?: unknown[] }) => {
-          const rows = await sql.unsafe(text, (values ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true });
-          return { rows, rowCount: rows.count };
-        },
-      };
-      const limiter = new RateLimiterPostgres({
-        ...common,
-        storeClient,
-        storeType: 'pool',
-        tableName: 'rate_limits',
-        tableCreated: true,
-        insuranceLimiter,
-      });
-      return { limiter };
+      return { store: postgresLeaseStore(options.sql, settings) };
     }
   }
 }
