@@ -42,7 +42,7 @@ export interface Command<A = any> {
   positionals?: string[];
   /** Validates `{ ...options, ...positionals }`; its messages name the flag (`--email: …`). */
   args: z.ZodType<A>;
-  /** Database connections this command wants from a Postgres server (default 2). */
+  /** Database connections this command wants from a Postgres server (default 1: a command runs one statement at a time). */
   poolMax?(config: Config): number;
   run(context: RunContext<A>): Promise<void>;
 }
@@ -286,7 +286,7 @@ export async function runCli(argv: string[]): Promise<number> {
     database = await openDatabase({
       databaseUrl: config.DATABASE_URL,
       dataDir: config.DATA_DIR,
-      poolMax: command.poolMax?.(config) ?? 2,
+      poolMax: command.poolMax?.(config) ?? 1,
       statementTimeoutMs: config.STATEMENT_TIMEOUT_MS,
     });
   } catch (error) {

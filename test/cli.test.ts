@@ -242,7 +242,7 @@ describe('goalpost keys', () => {
     expect(out.key).not.toBe(first);
 
     const list = await goalpost('keys', 'list', '--email', user.email);
-    expect(list.code).toBe(0);
+    expect(list.code, list.stderr).toBe(0);
     const keys = list.stdout.trim().split('\n').map((line) => JSON.parse(line));
     expect(keys.map((k) => k.name)).toEqual(['laptop', 'default']);
     expect(keys[0]).toEqual(out.api_key);
