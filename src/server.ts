@@ -204,7 +204,9 @@ export function authenticatorFor(config: Config, db: Db) {
 
 /** The general rate limiter and the per-user one of the generating actions, in the configured store. */
 export function createLimiters(config: Config, sql: Parameters<typeof createRateLimiter>[0]['sql']) {
-  const shared = { store: config.RATE_LIMIT_STORE, sql, databaseUrl: config.DATABASE_URL, redisUrl: config.REDIS_URL };
+  // The postgres store's leases get a connection of their own, unless the database takes one connection at a time.
+  const databaseUrl = config.DATABASE_POOL_MAX > 1 ? config.DATABASE_URL : undefined;
+  const shared = { store: config.RATE_LIMIT_STORE, sql, databaseUrl, redisUrl: config.REDIS_URL };
   return {
     rateLimiter: createRateLimiter({ ...shared, perMinute: config.RATE_LIMIT_PER_MINUTE }),
     generateRateLimiter: createRateLimiter({
