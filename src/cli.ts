@@ -55,6 +55,7 @@ async function main(argv: string[]) {
     dataDir: config.DATA_DIR,
     poolMax: command === 'worker' ? config.DATABASE_POOL_MAX : 2,
     statementTimeoutMs: config.STATEMENT_TIMEOUT_MS,
+    unavailableTimeoutMs: config.DB_UNAVAILABLE_TIMEOUT_MS,
   });
   try {
     const applied = await migrateToLatest(database.db);

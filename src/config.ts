@@ -41,6 +41,7 @@ const envSchema = z.object({
   JWT_AUDIENCE: optionalString,
   SERVICE_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   STATEMENT_TIMEOUT_MS: intFrom(15_000, 0),
+  DB_UNAVAILABLE_TIMEOUT_MS: intFrom(1000, 100, 60_000),
   SHUTDOWN_TIMEOUT_MS: intFrom(10_000, 0),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   AI_PROVIDER: z.enum(['offline', 'openai'], { message: 'must be "offline" or "openai"' }).default('offline'),

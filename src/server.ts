@@ -7,7 +7,7 @@ import { createApp } from './app.ts';
 import { createAuthenticator } from './auth/authenticate.ts';
 import { createRateLimiter } from './auth/rate-limit.ts';
 import { ConfigError, loadConfig, webhookSettings, type Config } from './config.ts';
-import { openDatabase } from './db/client.ts';
+import { openDatabase, type DatabaseHandle } from './db/client.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger } from './logger.ts';
 import { createUserWithKey } from './resources/users/queries.ts';
@@ -47,6 +47,7 @@ export async function startServer(config: Config) {
     dataDir: config.DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
     statementTimeoutMs: config.STATEMENT_TIMEOUT_MS,
+    unavailableTimeoutMs: config.DB_UNAVAILABLE_TIMEOUT_MS,
   });
   await migrateToLatest(database.db);
 
@@ -59,10 +60,11 @@ export async function startServer(config: Config) {
     jwtAudience: config.JWT_AUDIENCE,
     serviceKey: config.SERVICE_KEY,
   });
-  const { rateLimiter, generateRateLimiter } = createLimiters(config, database.sql);
+  const { rateLimiter, generateRateLimiter } = createLimiters(config, database);
   const webSockets = createWebSocketHub();
   const app = createApp({
     db: database.db,
+    availability: database.availability,
     authenticator,
     rateLimiter,
     logger,
@@ -126,8 +128,8 @@ async function shutDown(
 }
 
 /** The general per-credential limit, and the per-user budget of the generating actions in the same store. */
-function createLimiters(config: Config, sql: Parameters<typeof createRateLimiter>[0]['sql']) {
-  const shared = { store: config.RATE_LIMIT_STORE, sql, redisUrl: config.REDIS_URL };
+function createLimiters(config: Config, database: Pick<DatabaseHandle, 'sql' | 'availability'>) {
+  const shared = { store: config.RATE_LIMIT_STORE, sql: database.sql, availability: database.availability, redisUrl: config.REDIS_URL };
   return {
     rateLimiter: createRateLimiter({ ...shared, perMinute: config.RATE_LIMIT_PER_MINUTE }),
     generateRateLimiter: createRateLimiter({

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type postgres from 'postgres';
+import { cancelUnsent, type Availability } from '../db/availability.ts';
 import {
   RateLimiterMemory,
   RateLimiterPostgres,
@@ -14,6 +15,8 @@ export interface RateLimitOptions {
   store: 'memory' | 'postgres' | 'redis';
   /** For the postgres store: the app's postgres.js client (the table comes from the migrations). */
   sql?: postgres.Sql;
+  /** For the postgres store: the deadline while the database is away (a count that fails falls back to memory). */
+  availability?: Availability;
   redisUrl?: string;
   /** Keeps namespaces apart when several limiters share one store (tests, `generate`). */
   keyPrefix?: string;
@@ -91,7 +94,8 @@ function storeLimiter(
       // rate-limiter-flexible speaks to a `pg`-style client; this is that shape over postgres.js.
       const storeClient = {
         query: async ({ text, values }: { text: string; values?: unknown[] }) => {
-          const rows = await sql.unsafe(text, (values ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true });
+          const query = sql.unsafe(text, (values ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true });
+          const rows = await (options.availability ? options.availability.watch(query, () => cancelUnsent(query)) : query);
           return { rows, rowCount: rows.count };
         },
       };

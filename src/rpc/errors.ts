@@ -61,7 +61,7 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: ErrorStatus;
   readonly details?: unknown;
-  /** Extra response headers (Retry-After for 429). */
+  /** Extra response headers (Retry-After for 429 and 503, Allow for 405). */
   readonly headers?: Record<string, string>;
 
   constructor(options: {
@@ -75,7 +75,11 @@ export class AppError extends Error {
     this.code = options.code;
     this.status = errorStatus[options.code];
     this.details = options.details;
-    this.headers = options.headers;
+    // Every 503 says when to come back (SPEC §2).
+    this.headers =
+      options.code === 'SERVICE_UNAVAILABLE' && options.headers?.['Retry-After'] === undefined
+        ? { ...options.headers, 'Retry-After': String(RETRY_AFTER_SECONDS) }
+        : options.headers;
   }
 }
 
@@ -133,7 +137,11 @@ const unavailableCodes = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
+  'DATABASE_UNAVAILABLE', // no answer within DB_UNAVAILABLE_TIMEOUT_MS (src/db/availability.ts)
 ]);
+
+/** Seconds a client is told to wait after a 503: the database is probed every 100 ms, so a retry soon is cheap. */
+export const RETRY_AFTER_SECONDS = 1;
 
 /**
  * Anything thrown → AppError. Unknown errors become INTERNAL_ERROR, keeping the cause for the log;
@@ -143,7 +151,13 @@ export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
-    if (unavailableCodes.has(code)) return new AppError({ code: 'SERVICE_UNAVAILABLE', cause: error });
+    if (unavailableCodes.has(code)) {
+      return new AppError({
+        code: 'SERVICE_UNAVAILABLE',
+        message: 'The database is unreachable; retry shortly. A write may or may not have been applied: retry it with the same Idempotency-Key',
+        cause: error,
+      });
+    }
     // serialization_failure / deadlock_detected: the client may retry the same request.
     if (code === '40001' || code === '40P01') {
       return new AppError({ code: 'CONFLICT', message: 'A concurrent request changed the same records; retry', cause: error });
