@@ -26,7 +26,13 @@ export function createV1(deps: V1Deps): Hono<Env> {
     bodyLimit({
       maxSize: deps.bodyLimitBytes,
       onError: () => {
-        throw new AppError({ code: 'PAYLOAD_TOO_LARGE', message: `The request body is over ${deps.bodyLimitBytes} bytes` });
+        // The connection closes after the answer (SPEC §2): what a client sends after a refused body is not trusted to be
+        // a request. body-limit.ts reads the body out first, so the client reads this answer.
+        throw new AppError({
+          code: 'PAYLOAD_TOO_LARGE',
+          message: `The request body is over ${deps.bodyLimitBytes} bytes`,
+          headers: { connection: 'close' },
+        });
       },
     }),
   );
