@@ -105,7 +105,10 @@ describe('413 on a reused keep-alive connection', () => {
 
   it('64 clients uploading at once, Content-Length and chunked: every one reads its 413', async () => {
     const results = await Promise.all(
-      Array.from({ length: 64 }, (_, i) => exchange(...(i % 2 ? contentLengthRequest(1024 * 1024) : chunkedRequest(1024 * 1024)))),
+      Array.from({ length: 64 }, (_, i) => {
+        const [head, body] = i % 2 ? contentLengthRequest(1024 * 1024) : chunkedRequest(1024 * 1024);
+        return exchange(head, body);
+      }),
     );
     const failed = results.filter((r) => r.error !== undefined || !r.received.includes('PAYLOAD_TOO_LARGE'));
     expect(failed.map((r) => r.error)).toEqual([]);

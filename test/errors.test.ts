@@ -297,6 +297,13 @@ describe('client errors', () => {
     await invokeWithId(h.app, 'PAYLOAD_TOO_LARGE', undefined, body);
   });
 
+  it('IDEMPOTENCY_KEY_REUSED for an Idempotency-Key used for another request', async () => {
+    const key = randomUUID();
+    const headers = { 'idempotency-key': key };
+    expect((await call(h.app, '/v1', { method: 'POST', key: alice.key, headers, body: JSON.stringify({ resource: 'goals', action: 'create', data: { name: 'Keyed' } }) })).status).toBe(201);
+    await invokeWithId(h.app, 'IDEMPOTENCY_KEY_REUSED', alice.key, { resource: 'goals', action: 'create', data: { name: 'Keyed again' } }, headers);
+  });
+
   it('RATE_LIMIT_EXCEEDED past the per-credential limit, with Retry-After and RateLimit-* headers', async () => {
     // The same database connection and authenticator, a limiter of 3 a minute: no second connection.
     const app = createApp({

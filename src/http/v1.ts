@@ -9,6 +9,9 @@ import { bodyLimit } from './body-limit.ts';
 import { restRoutes, type Invoke } from './rest.ts';
 import { streamCall, wantsEventStream } from './sse.ts';
 
+/** The header of an answer stored for an Idempotency-Key and answered again (SPEC §1). */
+const REPLAYED: Readonly<Record<string, string>> = { 'idempotent-replayed': 'true' };
+
 export interface V1Deps extends AdmissionDeps {
   logger: Logger;
   bodyLimitBytes: number;
@@ -40,12 +43,13 @@ export function createV1(deps: V1Deps): Hono<Env> {
   v1.use(admitRequest(deps));
 
   const invoke: Invoke = async (c, envelope) => {
-    const call = await prepare(deps.dispatch, c.get('principal'), envelope);
+    const idempotencyKey = c.req.header('idempotency-key');
+    const call = await prepare(deps.dispatch, c.get('principal'), envelope, idempotencyKey === undefined ? undefined : { idempotencyKey });
     if (call.action.streams && wantsEventStream(c)) return streamCall(c, call, deps.logger);
     // Only streaming actions use ctx.signal (to stop upstream work when the client goes away). Asking
     // @hono/node-server for the request's signal makes an AbortController per request, so others go without.
     const result = await call.run(call.action.streams ? { signal: c.req.raw.signal } : {});
-    return answer(c, result.status, { success: true, data: result.data });
+    return answer(c, result.status, { success: true, data: result.data }, result.replayed ? REPLAYED : undefined);
   };
 
   v1.post('/', async (c) => invoke(c, await readJson(c)));
