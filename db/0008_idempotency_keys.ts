@@ -22,4 +22,25 @@ export async function up(db: Kysely<any>): Promise<void> {
     )`.execute(db);
   // The purge of expired keys.
   await sql`create index idempotency_keys_expires_idx on idempotency_keys (expires_at)`.execute(db);
+
+  // The first step of a keyed call, in one round trip: the transaction-scoped advisory lock on (user, key), taken
+  // without waiting (not got: another request with the key is running), then the key's live row, read by a statement
+  // of its own (a volatile function's statements each take a fresh snapshot), so a first request that committed
+  // while this one asked for the lock is seen.
+  await sql`
+    create function idempotency_claim(p_user uuid, p_key text)
+    returns table (locked boolean, fingerprint text, status smallint, body json)
+    language plpgsql volatile as $$
+    begin
+      if not pg_try_advisory_xact_lock(hashtextextended(p_user::text || ':' || p_key, 0)) then
+        return query select false, null::text, null::smallint, null::json;
+        return;
+      end if;
+      return query
+        select true, k.fingerprint, k.status, k.body from idempotency_keys k
+        where k.user_id = p_user and k.key = p_key and k.expires_at > now();
+      if not found then
+        return query select true, null::text, null::smallint, null::json;
+      end if;
+    end $$`.execute(db);
 }

@@ -50,7 +50,8 @@ export function idempotencyClaim(userId: string, key: string, request: Record<st
  * Runs `work` once per claim, in one transaction with the key's row: the key and the answer are written in the
  * transaction of the action's own writes, so a failure or a crash leaves neither. A transaction-scoped advisory lock
  * on (user, key), taken first without waiting, tells a retry that the first is still running (CONFLICT); the row,
- * read after the lock, is the answer to replay (or IDEMPOTENCY_KEY_REUSED for another request). `work` is given a
+ * read after the lock (both in `idempotency_claim`, db/0008), is the answer to replay (or IDEMPOTENCY_KEY_REUSED for
+ * another request). `work` is given a
  * handle on the transaction on which `transaction()` runs inside it (handlers open their own).
  *
  * `omit` names fields of the answer never stored (a secret shown once): a replay answers without them.
@@ -64,20 +65,14 @@ export function runOnce(
   omit?: readonly string[],
 ): Promise<OnceResult> {
   return db.transaction().execute(async (trx) => {
-    const { rows } = await sql<{ locked: boolean }>`
-      select pg_try_advisory_xact_lock(hashtextextended(${claim.userId} || ':' || ${claim.key}, 0)) as locked`.execute(trx);
-    if (!rows[0]?.locked) {
+    // The lock, then the row, in one round trip (db/0008 `idempotency_claim`).
+    const { rows } = await sql<{ locked: boolean; fingerprint: string | null; status: number | null; body: unknown }>`
+      select * from idempotency_claim(${claim.userId}, ${claim.key})`.execute(trx);
+    const stored = rows[0]!;
+    if (!stored.locked) {
       throw new AppError({ code: 'CONFLICT', message: 'A request with this Idempotency-Key is still running; retry once it has finished' });
     }
-    // A statement of its own after the lock: it sees a first request that committed while this one waited for nothing.
-    const stored = await trx
-      .selectFrom('idempotency_keys')
-      .select(['fingerprint', 'status', 'body'])
-      .where('user_id', '=', claim.userId)
-      .where('key', '=', claim.key)
-      .where('expires_at', '>', sql<Date>`now()`)
-      .executeTakeFirst();
-    if (stored) {
+    if (stored.fingerprint !== null) {
       if (stored.fingerprint !== claim.fingerprint) {
         throw new AppError({
           code: 'IDEMPOTENCY_KEY_REUSED',
