@@ -43,9 +43,10 @@ interface Watched {
  * alone (STATEMENT_TIMEOUT_MS bounds it).
  *
  * A connection failure, or a query at a quarter of its deadline with no answer seen, starts a probe (`select 1` on a
- * client of its own, within half the deadline). A failed probe marks the database down: every query waiting is failed at
- * once and new ones fail without reaching the driver, while a probe runs every 100 ms; the first that answers
- * marks it up. So 503s come within the deadline, and service resumes about 100 ms after the database returns.
+ * warm connection of its own, within half the deadline). A probe refused, or unanswered while nothing else was answered
+ * either, marks the database down: every query waiting is failed at once and new ones fail without reaching the
+ * driver, while a probe runs every 100 ms; the first answer marks it up. So 503s come within the deadline, and
+ * service resumes about 100 ms after the database returns.
  *
  * @example const availability = new Availability({ timeoutMs: 1000, probe: postgres(url, { max: 1 }) });
  *          const rows = await availability.watch(sql.unsafe('select 1'), cancelUnsent);
@@ -59,11 +60,16 @@ export class Availability {
   #lastAnswer = performance.now();
   #probing = false;
   #closed = false;
+  /** How often waiting queries are looked at: a query fails within one tick before its deadline. */
+  readonly #tickMs: number;
 
   constructor(options: AvailabilityOptions) {
     this.#options = options;
-    this.#timer = setInterval(() => this.#sweep(), Math.max(10, Math.min(50, options.timeoutMs / 20)));
+    this.#tickMs = Math.max(10, Math.min(50, options.timeoutMs / 20));
+    this.#timer = setInterval(() => this.#sweep(), this.#tickMs);
     this.#timer.unref();
+    // Its connection opened now, while the database is there: a probe is then one round trip.
+    options.probe.unsafe('select 1').catch(() => {});
   }
 
   /** False while the database is known to be away (a probe failed and none answered since). */
@@ -137,18 +143,23 @@ export class Availability {
       // How long this query has waited with no answer at all from the database: a slow query on a database that
       // answers others (or the probe) is only slow.
       const quiet = now - Math.max(entry.startedAt, this.#lastAnswer);
-      if (quiet >= timeoutMs) entry.fail(unavailable());
+      if (quiet >= timeoutMs - this.#tickMs) entry.fail(unavailable());
       else if (quiet >= timeoutMs / 4) this.#probe();
     }
   }
 
-  /** Probes until the database answers (once when it does at once); marks it down or up by the outcome. */
+  /**
+   * Probes until the database answers (once when it does at once). Down: the probe was refused (a connection error),
+   * or it got no answer within half the deadline while nothing else was answered either. A busy database that answers
+   * late is not down: its queries fail one by one, at their own deadline, only if nothing at all is answered.
+   */
   #probe(): void {
     if (this.#probing || this.#closed) return;
     this.#probing = true;
+    const startedAt = performance.now();
     void this.#ask(this.#options.timeoutMs / 2).then((answered) => {
       this.#probing = false;
-      if (answered) {
+      if (answered || this.#lastAnswer > startedAt) {
         this.#down = false;
         return;
       }

@@ -50,7 +50,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       timeoutMs,
     });
     const availability =
-      timeoutMs > 0 ? new Availability({ timeoutMs, probe: createClient(options.databaseUrl, { max: 1, timeoutMs, idle: true }) }) : undefined;
+      timeoutMs > 0 ? new Availability({ timeoutMs, probe: createClient(options.databaseUrl, { max: 1, timeoutMs, probe: true }) }) : undefined;
     const db = new Kysely<Database>({ dialect: new PostgresJsDialect(sql, availability) });
     return {
       db,
@@ -86,7 +86,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
  */
 function createClient(
   url: string,
-  options: { max: number; connection?: Record<string, number>; timeoutMs?: number; idle?: boolean },
+  options: { max: number; connection?: Record<string, number>; timeoutMs?: number; probe?: boolean },
 ): postgres.Sql {
   const timeoutMs = options.timeoutMs || undefined;
   return postgres(url, {
@@ -95,8 +95,9 @@ function createClient(
     onnotice: () => {},
     connect_timeout: timeoutMs === undefined ? 10 : Math.max(2, (2 * timeoutMs) / 1000),
     ...(timeoutMs !== undefined && { backoff: () => 0.05 + Math.random() * 0.1 }),
-    // The probe's connection is closed when unused for a minute: it serves outages and slow queries only.
-    ...(options.idle && { idle_timeout: 60 }),
+    // The probe keeps its one connection open (no idle timeout, as the pool) and asks for no types: a probe is then
+    // one round trip, not a connection's start-up, which a busy server may take longer than the deadline to give.
+    ...(options.probe && { fetch_types: false }),
   });
 }
 
