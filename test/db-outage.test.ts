@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHarness, databaseUrl, onRealPostgres, type Harness } from './support/harness.ts';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
@@ -11,8 +12,14 @@ import { freePort, SERVER_ARGS, spawnNode, stopAll } from './support/processes.t
 // server only: the embedded database cannot go away).
 
 const DEADLINE_MS = 1000;
-/** What a shared, busy CPU may add to a deadline or a recovery. */
+/** What a shared, busy CPU may add to a deadline. */
 const SLACK_MS = 500;
+/**
+ * Restore → first 2xx: "within about a second". Typically 0.1–0.4 s here; the bound leaves room for a machine whose
+ * load average is many times its cores (reconnecting the pool is CPU work), and still fails for a growing backoff
+ * (seconds to tens of seconds).
+ */
+const RECOVERY_MS = 2000;
 
 afterAll(() => stopAll());
 
@@ -61,22 +68,23 @@ describe.runIf(onRealPostgres())('database outage (fault proxy)', () => {
 
       proxy.blackhole();
       const blackholedAt = performance.now();
-      // 30 at once on a pool of 10: some statements are sent (and held by the proxy), the rest wait in the driver.
-      const first = await Promise.all(
-        Array.from({ length: 30 }, (_, i) =>
-          timed(() =>
-            h!.invoke(user.key, i % 2 ? list : { resource: 'goals', action: 'create', data: { name: `held ${i}` } }),
-          ),
-        ),
-      );
+      // 30 at once on a pool of 10: some statements are sent (and held by the proxy), the rest wait in the driver;
+      // a third are keyed creates, each a transaction whose BEGIN is held too.
+      const request = (i: number) =>
+        i % 3 === 0
+          ? h!.invoke(user.key, list)
+          : i % 3 === 1
+            ? h!.invoke(user.key, { resource: 'goals', action: 'create', data: { name: `held ${i}` } })
+            : h!.invoke(user.key, { resource: 'goals', action: 'create', data: { name: `held ${i}` } }, { 'idempotency-key': `held-${i}-${randomUUID()}` });
+      const first = await Promise.all(Array.from({ length: 30 }, (_, i) => timed(() => request(i))));
       for (const r of first) {
         expect(r.status).toBe(503);
         expect(r.retryAfter).toBe('1');
         expect(r.ms, 'time to 503, ms').toBeLessThan(DEADLINE_MS + SLACK_MS);
       }
       // Now known to be away: new requests, one at a time, are answered at once, and so is /readyz.
-      for (let i = 0; i < 5; i++) {
-        const r = await timed(() => h!.invoke(user.key, list));
+      for (let i = 0; i < 6; i++) {
+        const r = await timed(() => request(i));
         expect(r.status).toBe(503);
         expect(r.retryAfter).toBe('1');
         expect(r.ms).toBeLessThan(DEADLINE_MS + SLACK_MS);
@@ -94,8 +102,28 @@ describe.runIf(onRealPostgres())('database outage (fault proxy)', () => {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       expect(back?.status).toBe(200);
-      expect(back!.endedAt - restoredAt, 'restore → first 200, ms').toBeLessThan(DEADLINE_MS + SLACK_MS);
+      expect(back!.endedAt - restoredAt, 'restore → first 200, ms').toBeLessThan(RECOVERY_MS);
       expect((await h.request('/readyz')).status).toBe(200);
+      // Nothing given up on is left holding a connection: the held BEGINs and statements, delivered on restore, are
+      // rolled back (or finish), and the pool serves more transactions at once than it has connections.
+      const keyed = await Promise.all(
+        Array.from({ length: 15 }, (_, i) =>
+          h!.invoke(user.key, { resource: 'goals', action: 'create', data: { name: `after ${i}` } }, { 'idempotency-key': randomUUID() }),
+        ),
+      );
+      expect(keyed.map((r) => r.status)).toEqual(Array(15).fill(201));
+      const direct = postgres(databaseUrl(), { max: 1, onnotice: () => {} });
+      try {
+        let open = -1;
+        for (let i = 0; i < 50 && open !== 0; i++) {
+          if (i > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+          const [row] = await direct`select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`;
+          open = row!.n;
+        }
+        expect(open, 'transactions left open').toBe(0);
+      } finally {
+        await direct.end();
+      }
       console.log(
         `blackhole: 30 requests at once → first 503 ${Math.round(Math.min(...first.map((r) => r.endedAt)) - blackholedAt)} ms, ` +
           `p99 time-to-503 ${Math.round(percentile(first.map((r) => r.ms), 99))} ms; restore → first 2xx ${Math.round(back!.endedAt - restoredAt)} ms`,
@@ -153,7 +181,7 @@ describe.runIf(onRealPostgres())('database outage (fault proxy)', () => {
       const results: Timed[] = [];
       const start = performance.now();
       const phase = { cutAt: 0, restoredAt: 0 };
-      const stopAt = start + 6000;
+      const stopAt = start + 9500;
       // Each worker sends one create after another; after a 503 it waits 50 ms (a client honouring Retry-After would
       // wait a second: this keeps the measurement fine-grained without a busy loop of 503s starving the machine).
       const loop = async (worker: number) => {
@@ -167,7 +195,8 @@ describe.runIf(onRealPostgres())('database outage (fault proxy)', () => {
       await new Promise((resolve) => setTimeout(resolve, 1500));
       await proxy.cut();
       phase.cutAt = performance.now();
-      await new Promise((resolve) => setTimeout(resolve, 2500));
+      // Six seconds: long enough for a growing reconnect backoff (postgres.js's default) to show in the recovery.
+      await new Promise((resolve) => setTimeout(resolve, 6000));
       await proxy.restore();
       phase.restoredAt = performance.now();
       await Promise.all(workers);
@@ -183,7 +212,7 @@ describe.runIf(onRealPostgres())('database outage (fault proxy)', () => {
       const firstBack = Math.min(...results.filter((r) => r.status === 201 && r.endedAt > phase.restoredAt).map((r) => r.endedAt)) - phase.restoredAt;
       const p99 = percentile(unavailable.map((r) => r.ms), 99);
       expect(firstUnavailable, 'cut → first 503, ms').toBeLessThan(DEADLINE_MS + SLACK_MS);
-      expect(firstBack, 'restore → first 201, ms').toBeLessThan(DEADLINE_MS + SLACK_MS);
+      expect(firstBack, 'restore → first 201, ms').toBeLessThan(RECOVERY_MS);
       console.log(
         `cut under load: ${results.length} creates, ${unavailable.length} answered 503; cut → first 503 ${Math.round(firstUnavailable)} ms, ` +
           `p99 time-to-503 ${Math.round(p99)} ms (max ${Math.round(Math.max(...unavailable.map((r) => r.ms)))} ms), restore → first 2xx ${Math.round(firstBack)} ms`,

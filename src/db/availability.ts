@@ -7,6 +7,8 @@ export const DATABASE_UNAVAILABLE = 'DATABASE_UNAVAILABLE';
 const connectionFailures = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
   'ETIMEDOUT',
   'EPIPE',
   'EHOSTUNREACH',
@@ -14,6 +16,7 @@ const connectionFailures = new Set([
   'CONNECT_TIMEOUT',
   'CONNECTION_CLOSED',
   'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED',
   '57P01',
   '57P02',
   '57P03',
@@ -78,12 +81,14 @@ export class Availability {
   }
 
   /**
-   * Runs `work` under the deadline. `cancel` is called when the deadline passes: it should stop the work if it
-   * has not reached the database yet. While the database is down, `work` is not started at all.
+   * Runs `work` under the deadline. `cancel` is called when the deadline passes, or at once while the database is
+   * down: it should stop the work if it has not reached the database yet. A postgres.js query is lazy: while the
+   * database is down it is never started at all.
    */
   watch<T>(work: PromiseLike<T>, cancel?: () => void): Promise<T> {
     if (this.#down) {
       this.#probe();
+      cancel?.();
       return Promise.reject(unavailable());
     }
     return new Promise<T>((resolve, reject) => {
@@ -195,7 +200,10 @@ export class Availability {
 
 /** Takes a postgres.js query that has not been sent yet out of the driver's queue (it rejects with 57014). */
 export function cancelUnsent(query: postgres.PendingQuery<any>): void {
-  if ((query as unknown as { state: unknown }).state === null) void query.cancel();
+  // `executed`: asked for (a query nobody awaited never runs, and its cancel would reject with nobody listening);
+  // `state` null: not written to a connection yet.
+  const internals = query as unknown as { executed: boolean; state: unknown };
+  if (internals.executed && internals.state === null) void query.cancel();
 }
 
 export function unavailable(): Error {

@@ -210,6 +210,8 @@ class Session implements DatabaseConnection {
 
   /** `BEGIN` with `options` (an isolation level, an access mode), held open in `sql.begin()` until `end`. */
   begin(options: string): Promise<void> {
+    // While the database is known to be away, no BEGIN is queued in the driver to run when it is back.
+    if (this.availability && !this.availability.available) return Promise.reject(unavailable());
     const tx: Transaction = { settle: () => {}, closed: false };
     const begun = new Promise<void>((resolve, reject) => {
       let started = false;
