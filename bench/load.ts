@@ -45,6 +45,12 @@ const fixture = JSON.parse(readFileSync(options.fixture, 'utf8')) as Fixture;
 // Reads rotate over (nearly) every goal; writes need fewer distinct bodies, and batches are large.
 const pool = buildPool(options.op, fixture, options.op === 'action-items.batch-create' ? 2_000 : 20_000);
 
+// A keyed operation sends a key never sent before, in every run: a repeated one would measure replays.
+const keyPrefix = `bench-${process.pid}-${Date.now()}`;
+let keysSent = 0;
+const headersOf = (chosen: { headers: Record<string, string> }): Record<string, string> =>
+  options.op === 'goals.create-keyed' ? { ...chosen.headers, 'idempotency-key': `${keyPrefix}-${keysSent++}` } : chosen.headers;
+
 async function run(seconds: number) {
   let next = 0;
   let latencies = new Float64Array(1 << 16);
@@ -61,7 +67,7 @@ async function run(seconds: number) {
         method: 'POST',
         setupRequest: (request) => {
           const chosen = pool[next++ % pool.length]!;
-          request.headers = chosen.headers;
+          request.headers = headersOf(chosen);
           request.body = chosen.body;
           return request;
         },
@@ -135,7 +141,7 @@ async function runPaced(seconds: number, rate: number) {
           port: url.port,
           path: url.pathname,
           method: 'POST',
-          headers: { ...chosen.headers, 'content-length': Buffer.byteLength(chosen.body) },
+          headers: { ...headersOf(chosen), 'content-length': Buffer.byteLength(chosen.body) },
         },
         (response) => {
           const status = response.statusCode ?? 0;

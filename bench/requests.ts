@@ -12,6 +12,8 @@ export const OPERATIONS = {
   'goals.list': { label: 'goals.list (limit 50)', reads: true },
   'goals.list-10': { label: 'goals.list (limit 10)', reads: true },
   'goals.create': { label: 'goals.create', reads: false },
+  // The same create with an Idempotency-Key, new for every request (load.ts makes it): the cost of a key.
+  'goals.create-keyed': { label: 'goals.create + Idempotency-Key', reads: false },
   'goals.attach': { label: 'goals.attach', reads: false },
   'goals.update': { label: 'goals.update (current_value)', reads: false },
   'action-items.create': { label: 'action-items.create', reads: false },
@@ -47,6 +49,7 @@ function envelope(op: Operation, owner: Fixture['owners'][number]): object {
     case 'goals.list-10':
       return { resource: 'goals', action: 'list', data: { limit: 10 } };
     case 'goals.create':
+    case 'goals.create-keyed':
       return {
         resource: 'goals',
         action: 'create',

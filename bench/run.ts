@@ -75,7 +75,7 @@ const SERVER_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:54
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 
 const READS: Operation[] = ['goals.get', 'goals.list', 'goals.list-10'];
-const WRITES: Operation[] = ['goals.create', 'goals.attach', 'goals.update', 'action-items.create', 'action-items.batch-create'];
+const WRITES: Operation[] = ['goals.create', 'goals.create-keyed', 'goals.attach', 'goals.update', 'action-items.create', 'action-items.batch-create'];
 const SCALE_OPS: Operation[] = ['goals.get', 'goals.list-10', 'goals.list'];
 const selected = (ops: Operation[]) =>
   args.only ? ops.filter((op) => args.only!.split(',').includes(op)) : ops;
@@ -93,7 +93,8 @@ const children = new Set<ChildProcess>();
 const CONFIG_VARS = [
   'PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'DATABASE_POOL_MAX', 'MAX_ACTIVE_GOALS', 'BODY_LIMIT_BYTES',
   'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_STORE', 'REDIS_URL', 'KEY_CACHE_TTL_SECONDS', 'JWT_SECRET', 'JWT_JWKS_URL',
-  'JWT_ISSUER', 'JWT_AUDIENCE', 'SERVICE_KEY', 'STATEMENT_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'LOG_LEVEL', 'ACCESS_LOG_SAMPLE_RATE', 'METRICS_TOKEN',
+  'JWT_ISSUER', 'JWT_AUDIENCE', 'SERVICE_KEY', 'STATEMENT_TIMEOUT_MS', 'DB_UNAVAILABLE_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'LOG_LEVEL',
+  'ACCESS_LOG_SAMPLE_RATE', 'METRICS_TOKEN',
   'AI_PROVIDER', 'OPENAI_BASE_URL', 'OPENAI_API_KEY', 'AI_MODEL', 'AI_TIMEOUT_MS', 'GENERATE_RATE_LIMIT_PER_MINUTE',
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_BACKOFF_MS', 'WEBHOOK_MAX_ATTEMPTS', 'WEBHOOK_ALLOW_PRIVATE_URLS', 'WORKER', 'WORKER_POLL_MS',
 ];

@@ -9,6 +9,7 @@ import { sql } from 'kysely';
 import type { AiProvider } from './ai/provider.ts';
 import type { Authenticator } from './auth/authenticate.ts';
 import type { RateLimiter } from './auth/rate-limit.ts';
+import type { Availability } from './db/availability.ts';
 import type { Db } from './db/client.ts';
 import type { AdmissionDeps } from './http/admission.ts';
 import { renderError, responseHeaders, type Env } from './http/answer.ts';
@@ -27,6 +28,8 @@ import { registry } from './resources/index.ts';
 
 export interface AppDeps {
   db: Db;
+  /** The deadline of queries while a Postgres server is away; `/readyz` answers as requests would. */
+  availability?: Availability;
   authenticator: Authenticator;
   rateLimiter: RateLimiter;
   logger: Logger;
@@ -91,6 +94,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
   app.get('/readyz', async (c) => {
+    // While the database is known to be away, at once, as every request is answered; else a query as requests make.
+    if (deps.availability && !deps.availability.available) {
+      throw new AppError({ code: 'SERVICE_UNAVAILABLE', message: 'The database does not answer' });
+    }
     await withTimeout(sql`select 1`.execute(deps.db), 3000);
     return c.json({ success: true, data: { status: 'ready' } });
   });

@@ -288,6 +288,7 @@ export async function runCli(argv: string[]): Promise<number> {
       dataDir: config.DATA_DIR,
       poolMax: command.poolMax?.(config) ?? 1,
       statementTimeoutMs: config.STATEMENT_TIMEOUT_MS,
+      unavailableTimeoutMs: config.DB_UNAVAILABLE_TIMEOUT_MS,
     });
   } catch (error) {
     return fail(`goalpost ${command.name}: ${oneLine(error)}`, 1);

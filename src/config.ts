@@ -45,6 +45,8 @@ const envSchema = z.object({
   JWT_AUDIENCE: optionalString,
   SERVICE_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   STATEMENT_TIMEOUT_MS: intFrom(15_000, 0),
+  // 0 turns the deadline off: for a server that takes one connection (the embedded database served over a socket).
+  DB_UNAVAILABLE_TIMEOUT_MS: intFrom(1000, 0, 60_000).refine((v) => v === 0 || v >= 100, 'must be 0 (off) or between 100 and 60000'),
   SHUTDOWN_TIMEOUT_MS: intFrom(10_000, 0),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   ACCESS_LOG_SAMPLE_RATE: z

@@ -19,7 +19,7 @@ export async function serveMcpStdio(database: DatabaseHandle, config: Config, ke
   const authenticator = authenticatorFor(config, database.db);
   // A bad key fails here, before the protocol starts: one line on stderr, a non-zero exit (cli.ts).
   const principal = await authenticator.authenticate({ authorization: `Bearer ${key}` });
-  const { rateLimiter, generateRateLimiter } = createLimiters(config, database.sql);
+  const { rateLimiter, generateRateLimiter } = createLimiters(config, database);
   const dispatch = dispatchDeps({
     db: database.db,
     authenticator,

@@ -10,7 +10,7 @@ import { createApp } from './app.ts';
 import { createAuthenticator } from './auth/authenticate.ts';
 import { createRateLimiter } from './auth/rate-limit.ts';
 import { ConfigError, loadConfig, webhookSettings, type Config } from './config.ts';
-import { openDatabase, type Db } from './db/client.ts';
+import { openDatabase, type DatabaseHandle, type Db } from './db/client.ts';
 import { sessionsInUse } from './db/dialect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger } from './logger.ts';
@@ -88,11 +88,12 @@ export async function startServer(config: Config) {
     dataDir: config.DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
     statementTimeoutMs: config.STATEMENT_TIMEOUT_MS,
+    unavailableTimeoutMs: config.DB_UNAVAILABLE_TIMEOUT_MS,
   });
   await migrateToLatest(database.db);
 
   const authenticator = authenticatorFor(config, database.db);
-  const { rateLimiter, generateRateLimiter } = createLimiters(config, database.sql);
+  const { rateLimiter, generateRateLimiter } = createLimiters(config, database);
   const webSockets = createWebSocketHub();
   const metrics = createMetrics({
     processMetrics: true,
@@ -105,6 +106,7 @@ export async function startServer(config: Config) {
   });
   const app = createApp({
     db: database.db,
+    availability: database.availability,
     authenticator,
     rateLimiter,
     logger,
@@ -203,10 +205,16 @@ export function authenticatorFor(config: Config, db: Db) {
 }
 
 /** The general rate limiter and the per-user one of the generating actions, in the configured store. */
-export function createLimiters(config: Config, sql: Parameters<typeof createRateLimiter>[0]['sql']) {
+export function createLimiters(config: Config, database: Pick<DatabaseHandle, 'sql' | 'availability'>) {
   // The postgres store's leases get a connection of their own, unless the database takes one connection at a time.
   const databaseUrl = config.DATABASE_POOL_MAX > 1 ? config.DATABASE_URL : undefined;
-  const shared = { store: config.RATE_LIMIT_STORE, sql, databaseUrl, redisUrl: config.REDIS_URL };
+  const shared = {
+    store: config.RATE_LIMIT_STORE,
+    sql: database.sql,
+    databaseUrl,
+    availability: database.availability,
+    redisUrl: config.REDIS_URL,
+  };
   return {
     rateLimiter: createRateLimiter({ ...shared, perMinute: config.RATE_LIMIT_PER_MINUTE }),
     generateRateLimiter: createRateLimiter({

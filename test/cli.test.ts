@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createHarness, databaseUrl, expectError, type Harness } from './support/harness.ts';
+import { createHarness, databaseUrl, expectError, onRealPostgres, type Harness } from './support/harness.ts';
 import { freePort, runNode, stopAll } from './support/processes.ts';
 
 /**
@@ -20,7 +20,9 @@ async function withHarness<T>(fn: (h: Harness) => Promise<T>): Promise<T> {
   }
 }
 
-const goalpost = (...args: string[]) => runNode(['bin/goalpost.mjs', ...args], { DATABASE_URL: databaseUrl(), LOG_LEVEL: 'silent' });
+// On the embedded database (served over a socket that takes one connection) without the deadline's probe beside it.
+const goalpost = (...args: string[]) =>
+  runNode(['bin/goalpost.mjs', ...args], { DATABASE_URL: databaseUrl(), LOG_LEVEL: 'silent', ...(onRealPostgres() ? {} : { DB_UNAVAILABLE_TIMEOUT_MS: '0' }) });
 const email = (label: string) => `cli-${label}-${randomUUID()}@test.goalpost`;
 
 afterAll(() => stopAll());

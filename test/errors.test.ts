@@ -297,6 +297,13 @@ describe('client errors', () => {
     await invokeWithId(h.app, 'PAYLOAD_TOO_LARGE', undefined, body);
   });
 
+  it('IDEMPOTENCY_KEY_REUSED for an Idempotency-Key used for another request', async () => {
+    const key = randomUUID();
+    const headers = { 'idempotency-key': key };
+    expect((await call(h.app, '/v1', { method: 'POST', key: alice.key, headers, body: JSON.stringify({ resource: 'goals', action: 'create', data: { name: 'Keyed' } }) })).status).toBe(201);
+    await invokeWithId(h.app, 'IDEMPOTENCY_KEY_REUSED', alice.key, { resource: 'goals', action: 'create', data: { name: 'Keyed again' } }, headers);
+  });
+
   it('RATE_LIMIT_EXCEEDED past the per-credential limit, with Retry-After and RateLimit-* headers', async () => {
     // The same database connection and authenticator, a limiter of 3 a minute: no second connection.
     const app = createApp({
@@ -433,7 +440,13 @@ describe('database unavailable', () => {
       expect((await call(h.app, '/healthz')).status).toBe(200);
 
       await proxy.start(); // the same port
-      const back = await withTimeout(h.invoke(user.key, list), 5000, '/v1 after recovery');
+      // Known to be away, it answers 503 at once until its probe (every 100 ms) sees the database again.
+      const restarted = Date.now();
+      let back = await withTimeout(h.invoke(user.key, list), 5000, '/v1 after recovery');
+      while (back.status === 503 && Date.now() - restarted < 1500) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        back = await withTimeout(h.invoke(user.key, list), 5000, '/v1 after recovery');
+      }
       expect(back.status).toBe(200);
       expect(back.body.data.items.map((g: { name: string }) => g.name)).toEqual(['Survives']);
       expect((await call(h.app, '/readyz')).status).toBe(200);

@@ -77,7 +77,8 @@ describe('README', () => {
 
     const databaseUrl = inject('databaseUrl');
     const embedded = inject('databaseKind') === 'embedded';
-    const env = { DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent' };
+    // The embedded database's socket takes one connection: no deadline's probe beside the server's.
+    const env = { DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent', ...(embedded ? { DB_UNAVAILABLE_TIMEOUT_MS: '0' } : {}) };
 
     // First the CLI, then the server: the run's embedded database serves one connection at a time.
     const created = await runNode(['bin/goalpost.mjs', 'users', 'create', '--email', `readme-${randomUUID()}@test.goalpost`, '--name', 'Ada'], env);

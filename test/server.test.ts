@@ -153,6 +153,8 @@ describe('configuration', () => {
     ['RATE_LIMIT_PER_MINUTE', '0'],
     ['LOG_LEVEL', 'loud'],
     ['DATABASE_URL', 'mysql://localhost/db'],
+    ['DB_UNAVAILABLE_TIMEOUT_MS', '50'],
+    ['DB_UNAVAILABLE_TIMEOUT_MS', '60001'],
   ])('refuses %s=%s: exits non-zero naming the variable', async (name, value) => {
     const dataDir = freshDir();
     const run = await runNode(SERVER_ARGS, { DATA_DIR: dataDir, PORT: String(await freePort()), [name]: value });

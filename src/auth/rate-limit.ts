@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Availability } from '../db/availability.ts';
 import { AppError } from '../rpc/errors.ts';
 import {
   DEFAULT_LEASE_SETTINGS,
@@ -21,6 +22,11 @@ export interface RateLimitOptions {
    * through a client of their own, so that a lease waiting for its commit never holds up a request's query.
    */
   databaseUrl?: string;
+  /**
+   * For the postgres store: the deadline while the database is away (src/db/availability.ts). A lease not answered
+   * in time, or asked for while the database is known to be down, is counted in memory instead (as any store failure).
+   */
+  availability?: Availability;
   redisUrl?: string;
   /** Keeps namespaces apart when several limiters share one store (tests, `generate`). */
   keyPrefix?: string;
@@ -66,10 +72,11 @@ export function createRateLimiter(options: RateLimitOptions) {
   return {
     /** Counts one request for `key`; throws RATE_LIMIT_EXCEEDED (with Retry-After) past the limit. */
     async consume(key: string): Promise<RateLimitVerdict> {
-      if (!leases || (redis && redis.status !== 'ready')) return consumeInMemory(key);
+      if (!leases || (redis && redis.status !== 'ready') || options.availability?.available === false) return consumeInMemory(key);
       let leased;
       try {
-        leased = await leases.consume(`${keyPrefix}:${key}`);
+        const leasing = leases.consume(`${keyPrefix}:${key}`);
+        leased = await (options.availability ? options.availability.watch(leasing) : leasing);
       } catch {
         return consumeInMemory(key);
       }

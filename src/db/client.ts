@@ -2,6 +2,7 @@ import { mkdirSync, openSync, closeSync, readFileSync, unlinkSync, writeFileSync
 import { join, resolve } from 'node:path';
 import { Kysely } from 'kysely';
 import postgres from 'postgres';
+import { Availability } from './availability.ts';
 import { PostgresJsDialect } from './dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -13,6 +14,8 @@ export interface DatabaseHandle {
   sql: postgres.Sql;
   /** `postgres` for a server, `embedded` for PGlite under DATA_DIR. */
   kind: 'postgres' | 'embedded';
+  /** The deadline of queries while a Postgres server is away (none for the embedded database, which cannot be). */
+  availability?: Availability;
   close(): Promise<void>;
 }
 
@@ -22,7 +25,15 @@ export interface OpenDatabaseOptions {
   poolMax?: number;
   /** A Postgres server cancels any statement running longer (0 = never), so no request hangs on one. */
   statementTimeoutMs?: number;
+  /**
+   * DB_UNAVAILABLE_TIMEOUT_MS: a query that gets no answer from a Postgres server within this fails (503). 0 turns
+   * the deadline off (tests that reach the embedded database through its socket: it takes one connection only).
+   */
+  unavailableTimeoutMs?: number;
 }
+
+/** The default of DB_UNAVAILABLE_TIMEOUT_MS. */
+export const UNAVAILABLE_TIMEOUT_MS = 1000;
 
 /**
  * Opens Postgres through postgres.js and Kysely. Without a URL it starts PGlite under `dataDir`,
@@ -32,12 +43,25 @@ export interface OpenDatabaseOptions {
  */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
+    const timeoutMs = options.unavailableTimeoutMs ?? UNAVAILABLE_TIMEOUT_MS;
     const sql = createClient(options.databaseUrl, {
       max: options.poolMax ?? 10,
       connection: options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {},
+      timeoutMs,
     });
-    const db = new Kysely<Database>({ dialect: new PostgresJsDialect(sql) });
-    return { db, sql, kind: 'postgres', close: () => db.destroy() };
+    const availability =
+      timeoutMs > 0 ? new Availability({ timeoutMs, probe: createClient(options.databaseUrl, { max: 1, timeoutMs, probe: true }) }) : undefined;
+    const db = new Kysely<Database>({ dialect: new PostgresJsDialect(sql, availability) });
+    return {
+      db,
+      sql,
+      kind: 'postgres',
+      availability,
+      close: async () => {
+        await availability?.close();
+        await db.destroy();
+      },
+    };
   }
   const embedded = await startEmbedded(options.dataDir ?? './.data');
   // PGlite is one session: postgres.js must hold exactly one connection to it.
@@ -54,12 +78,26 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   };
 }
 
-function createClient(url: string, options: { max: number; connection?: Record<string, number> }): postgres.Sql {
+/**
+ * A postgres.js client. Against a server that may go away (`timeoutMs` given), reconnection is flat and short: the
+ * default backoff grows per failed attempt up to 20 s, and requests queued behind a reconnecting connection waited
+ * for it long after the server was back (docs/decisions.md, Fail fast). A connection attempt is bounded by twice the
+ * deadline (2 s at least); a request's own wait is bounded by `Availability`, not by this.
+ */
+function createClient(
+  url: string,
+  options: { max: number; connection?: Record<string, number>; timeoutMs?: number; probe?: boolean },
+): postgres.Sql {
+  const timeoutMs = options.timeoutMs || undefined;
   return postgres(url, {
     max: options.max,
     connection: options.connection ?? {},
     onnotice: () => {},
-    connect_timeout: 10,
+    connect_timeout: timeoutMs === undefined ? 10 : Math.max(2, (2 * timeoutMs) / 1000),
+    ...(timeoutMs !== undefined && { backoff: () => 0.05 + Math.random() * 0.1 }),
+    // The probe keeps its one connection open (no idle timeout, as the pool) and asks for no types: a probe is then
+    // one round trip, not a connection's start-up, which a busy server may take longer than the deadline to give.
+    ...(options.probe && { fetch_types: false }),
   });
 }
 

@@ -11,6 +11,7 @@ import {
   type TransactionSettings,
 } from 'kysely';
 import type postgres from 'postgres';
+import { cancelUnsent, unavailable, type Availability } from './availability.ts';
 
 /**
  * Kysely's dialect over a postgres.js client, without postgres.js's `reserve()`. Written here rather than taken
@@ -36,14 +37,18 @@ import type postgres from 'postgres';
  * @example new Kysely<Database>({ dialect: new PostgresJsDialect(sql) })
  */
 export class PostgresJsDialect implements Dialect {
-  constructor(private readonly sql: postgres.Sql) {}
+  /** `availability`: the deadline of every query and transaction while the server is away (none embedded). */
+  constructor(
+    private readonly sql: postgres.Sql,
+    private readonly availability?: Availability,
+  ) {}
 
   createAdapter() {
     return new PostgresAdapter();
   }
 
   createDriver(): Driver {
-    return new PostgresJsDriver(this.sql);
+    return new PostgresJsDriver(this.sql, this.availability);
   }
 
   createIntrospector(db: Kysely<any>) {
@@ -76,7 +81,10 @@ class PostgresJsDriver implements Driver {
   readonly #prepare = preparedStatements();
   readonly #usage: { sessions: number };
 
-  constructor(private readonly sql: postgres.Sql) {
+  constructor(
+    private readonly sql: postgres.Sql,
+    private readonly availability: Availability | undefined,
+  ) {
     this.#usage = inUse.get(sql) ?? { sessions: 0 };
     inUse.set(sql, this.#usage);
   }
@@ -85,7 +93,7 @@ class PostgresJsDriver implements Driver {
 
   async acquireConnection(): Promise<DatabaseConnection> {
     this.#usage.sessions++;
-    return this.#idle.pop() ?? new Session(this.sql, this.#prepare);
+    return this.#idle.pop() ?? new Session(this.sql, this.#prepare, this.availability);
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -160,6 +168,8 @@ interface Transaction {
   done?: Promise<unknown>;
   /** The connection is gone: the server rolled back, and nothing may be written to it any more. */
   closed: boolean;
+  /** Given up on (the database did not answer within the deadline): rolled back when it answers again, if ever. */
+  abandoned?: boolean;
 }
 
 /** One Kysely connection: the pool, or the transaction it has begun. Reused once released (see the driver). */
@@ -169,6 +179,7 @@ class Session implements DatabaseConnection {
   constructor(
     private readonly sql: postgres.Sql,
     private readonly prepare: (text: string, parameters: readonly unknown[]) => { prepare: boolean },
+    private readonly availability: Availability | undefined,
   ) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
@@ -188,12 +199,27 @@ class Session implements DatabaseConnection {
 
   #run(text: string, parameters: readonly unknown[]): Promise<postgres.RowList<postgres.Row[]>> {
     const tx = this.#tx;
-    if (!tx) return this.sql.unsafe(text, parameters as never[], this.prepare(text, parameters));
+    const availability = this.availability;
+    if (!tx) {
+      const query = this.sql.unsafe(text, parameters as never[], this.prepare(text, parameters));
+      // Past the deadline a query still queued in the driver is withdrawn: a request answered 503 never runs later.
+      return availability ? availability.watch(query, () => cancelUnsent(query)) : query;
+    }
     if (tx.closed || !tx.sql) return Promise.reject(closedError());
-    return tx.sql.unsafe(text, parameters as never[], this.prepare(text, parameters)).catch((error: { code?: unknown }) => {
+    const query = tx.sql.unsafe(text, parameters as never[], this.prepare(text, parameters));
+    // In a transaction the statement is sent at once; past the deadline the transaction is given up (rolled back if
+    // the connection ever answers again) and nothing more is written to it.
+    const answer = availability ? availability.watch(query, () => this.#abandon(tx)) : query;
+    return answer.catch((error: { code?: unknown }) => {
       if (typeof error?.code === 'string' && lostConnection.has(error.code)) tx.closed = true;
       throw error;
     });
+  }
+
+  #abandon(tx: Transaction): void {
+    tx.closed = true;
+    tx.abandoned = true;
+    tx.settle(false);
   }
 
   /** Leaves no transaction open: one the caller did not end is rolled back. */
@@ -203,14 +229,18 @@ class Session implements DatabaseConnection {
 
   /** `BEGIN` with `options` (an isolation level, an access mode), held open in `sql.begin()` until `end`. */
   begin(options: string): Promise<void> {
-    return new Promise((resolve, reject) => {
+    // While the database is known to be away, no BEGIN is queued in the driver to run when it is back.
+    if (this.availability && !this.availability.available) return Promise.reject(unavailable());
+    const tx: Transaction = { settle: () => {}, closed: false };
+    const begun = new Promise<void>((resolve, reject) => {
       let started = false;
-      const tx: Transaction = { settle: () => {}, closed: false };
       const finished = new Promise<void>((commit, rollback) => {
         tx.settle = (ok) => (ok ? commit() : rollback(ROLLBACK));
       });
       tx.done = this.sql.begin(options, async (sql) => {
         started = true;
+        // BEGIN answered after the deadline gave up on it: roll back at once, the caller is gone.
+        if (tx.abandoned) throw ROLLBACK;
         tx.sql = sql;
         this.#tx = tx;
         resolve();
@@ -221,6 +251,7 @@ class Session implements DatabaseConnection {
         if (!started) reject(error);
       });
     });
+    return this.availability ? this.availability.watch(begun, () => (tx.abandoned = true)) : begun;
   }
 
   /**
@@ -236,7 +267,7 @@ class Session implements DatabaseConnection {
       return;
     }
     if (tx.closed) {
-      if (commit) throw closedError();
+      if (commit) throw tx.abandoned ? unavailable() : closedError();
       return;
     }
     tx.settle(commit);

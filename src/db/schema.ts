@@ -190,6 +190,17 @@ export interface GoalHistoryTable {
   status: GoalStatus;
 }
 
+/** The answer of a write made with an `Idempotency-Key`, kept 24 h for its retries (db/0008). */
+export interface IdempotencyKeysTable {
+  user_id: string;
+  key: string;
+  fingerprint: string;
+  status: number;
+  body: ColumnType<unknown, string, string>;
+  created_at: Generated<Date>;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+}
+
 export interface Database {
   users: UsersTable;
   api_keys: ApiKeysTable;
@@ -203,6 +214,7 @@ export interface Database {
   webhook_events: WebhookEventsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   goal_history: GoalHistoryTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 export type User = Selectable<UsersTable>;

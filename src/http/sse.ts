@@ -30,7 +30,8 @@ export function streamCall(c: Context<Env>, call: PreparedCall, logger: Logger):
         signal: controller.signal,
         onProgress: (progress) => void send('progress', progress),
       });
-      await send('result', { success: true, data: result.data });
+      // A replay (Idempotency-Key) has no progress to show; its result says it is one, as the header would.
+      await send('result', result.replayed ? { success: true, data: result.data, replayed: true } : { success: true, data: result.data });
     } catch (error) {
       if (controller.signal.aborted) return;
       const appError = toAppError(error);

@@ -9,6 +9,9 @@ import { bodyLimit } from './body-limit.ts';
 import { restRoutes, type Invoke } from './rest.ts';
 import { streamCall, wantsEventStream } from './sse.ts';
 
+/** The header of an answer stored for an Idempotency-Key and answered again (SPEC §1). */
+const REPLAYED: Readonly<Record<string, string>> = { 'idempotent-replayed': 'true' };
+
 export interface V1Deps extends AdmissionDeps {
   logger: Logger;
   bodyLimitBytes: number;
@@ -26,7 +29,13 @@ export function createV1(deps: V1Deps): Hono<Env> {
     bodyLimit({
       maxSize: deps.bodyLimitBytes,
       onError: () => {
-        throw new AppError({ code: 'PAYLOAD_TOO_LARGE', message: `The request body is over ${deps.bodyLimitBytes} bytes` });
+        // The connection closes after the answer (SPEC §2): what a client sends after a refused body is not trusted to be
+        // a request. body-limit.ts reads the body out first, so the client reads this answer.
+        throw new AppError({
+          code: 'PAYLOAD_TOO_LARGE',
+          message: `The request body is over ${deps.bodyLimitBytes} bytes`,
+          headers: { connection: 'close' },
+        });
       },
     }),
   );
@@ -34,7 +43,8 @@ export function createV1(deps: V1Deps): Hono<Env> {
   v1.use(admitRequest(deps));
 
   const invoke: Invoke = async (c, envelope) => {
-    const call = await prepare(deps.dispatch, c.get('principal'), envelope);
+    const idempotencyKey = c.req.header('idempotency-key');
+    const call = await prepare(deps.dispatch, c.get('principal'), envelope, idempotencyKey === undefined ? undefined : { idempotencyKey });
     // Prepared: the envelope named a resource and action of the registry.
     const { resource, action } = envelope as { resource: string; action: string };
     c.set('rpc', { resource, action });
@@ -42,7 +52,7 @@ export function createV1(deps: V1Deps): Hono<Env> {
     // Only streaming actions use ctx.signal (to stop upstream work when the client goes away). Asking
     // @hono/node-server for the request's signal makes an AbortController per request, so others go without.
     const result = await call.run(call.action.streams ? { signal: c.req.raw.signal } : {});
-    return answer(c, result.status, { success: true, data: result.data });
+    return answer(c, result.status, { success: true, data: result.data }, result.replayed ? REPLAYED : undefined);
   };
 
   v1.post('/', async (c) => invoke(c, await readJson(c)));

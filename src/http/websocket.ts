@@ -12,7 +12,7 @@ import { admit, headerCredentials, type Admitted, type AdmissionDeps, type Crede
 
 // The invoke protocol over one WebSocket (`GET /v1/ws`). After authenticating — the upgrade's
 // `Authorization`/`X-API-Key` header, or a first `{"type":"auth","token":…}` frame — a client sends
-// request frames `{ request_id, resource, action, id?, data? }` and gets, for each, any number of
+// request frames `{ request_id, resource, action, id?, data?, idempotencyKey? }` and gets, for each, any number of
 // `{ request_id, type: "progress", … }` frames and exactly one `{ request_id, type: "result", success,
 // status, data | error }`. Several requests may be in flight at once; their answers interleave.
 //
@@ -222,7 +222,7 @@ async function onRequest(deps: WebSocketDeps, session: Session, frame: Record<st
     // Admission in frame order: an auth frame sent just before takes effect first.
     const admitted = await inFrameOrder(session, () => admitFrame(deps, session));
     verdict = admitted.verdict;
-    const call = await prepare(deps.dispatch, admitted.principal, requestEnvelope(frame));
+    const call = await prepare(deps.dispatch, admitted.principal, requestEnvelope(frame), idempotencyOf(frame));
     const answer = await call.run({
       signal: controller.signal,
       onProgress: (progress) => send(session, { ...progress, request_id: id, type: 'progress' }),
@@ -243,13 +243,27 @@ async function onRequest(deps: WebSocketDeps, session: Session, frame: Record<st
   }
 }
 
+/** The frame's `idempotencyKey` (the `Idempotency-Key` header of HTTP); VALIDATION_ERROR when it is not a string. */
+function idempotencyOf(frame: Record<string, unknown>): { idempotencyKey?: string } | undefined {
+  const key = frame.idempotencyKey;
+  if (key === undefined) return undefined;
+  if (typeof key === 'string') return { idempotencyKey: key };
+  throw new AppError({
+    code: 'VALIDATION_ERROR',
+    message: 'idempotencyKey: a string of 1 to 255 printable ASCII characters',
+    details: [{ path: ['idempotencyKey'], message: 'expected a string', type: 'invalid_type' }],
+  });
+}
+
 /** Sends the one `result` frame of a request: the success or error envelope, and the `rate_limit` when counted. */
 function resultSender(session: Session, id: RequestId, serverRequestId: string) {
-  return (answer: AppError | { status: number; data: unknown }, rateLimit?: RateLimitVerdict) =>
+  return (answer: AppError | { status: number; data: unknown; replayed?: true }, rateLimit?: RateLimitVerdict) =>
     send(session, {
       request_id: id,
       type: 'result',
-      ...(answer instanceof AppError ? envelope(answer, serverRequestId) : { success: true, status: answer.status, data: answer.data }),
+      ...(answer instanceof AppError
+        ? envelope(answer, serverRequestId)
+        : { success: true, status: answer.status, data: answer.data, ...(answer.replayed && { replayed: true }) }),
       // The RateLimit-* headers of HTTP, as a field.
       ...(rateLimit && { rate_limit: { limit: rateLimit.limit, remaining: rateLimit.remaining, reset: rateLimit.resetSeconds } }),
     });
@@ -279,7 +293,7 @@ async function admitFrame(deps: WebSocketDeps, session: Session): Promise<Admitt
 
 /** A request frame without its `request_id` and `type`: the invoke envelope. */
 function requestEnvelope(frame: Record<string, unknown>): Record<string, unknown> {
-  const { request_id: _id, type, ...envelopeFields } = frame;
+  const { request_id: _id, type, idempotencyKey: _key, ...envelopeFields } = frame;
   if (type !== undefined && type !== 'request') {
     throw new AppError({
       code: 'VALIDATION_ERROR',

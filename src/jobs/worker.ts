@@ -1,6 +1,7 @@
 import type { Db } from '../db/client.ts';
 import type { Logger } from '../logger.ts';
 import type { WebhookSettings } from '../rpc/context.ts';
+import { purgeExpiredKeys } from '../rpc/idempotency.ts';
 import { attemptDelivery, leaseMs } from '../resources/webhooks/delivery.ts';
 import {
   claimDueDeliveries,
@@ -40,6 +41,9 @@ const MIN_WAIT_MS = 10;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
 /** Deliveries deleted by one prune: small enough to stay well inside STATEMENT_TIMEOUT_MS. */
 const PRUNE_BATCH = 5000;
+/** Expired idempotency keys deleted by one statement, and statements a sweep at most (more wait for the next sweep). */
+const KEY_PURGE_BATCH = 5000;
+const KEY_PURGE_BATCHES = 10;
 
 /**
  * The background work of SPEC §5: turns due reminders into events and sends pending deliveries, in this process,
@@ -150,8 +154,8 @@ class QueueWorker implements Worker {
   }
 
   /**
-   * Now and then: deliveries whose last attempt's process died are failed, and old deliveries pruned (in batches,
-   * one a sweep until none is left). Its own failures are logged and do not stop the tick.
+   * Now and then: deliveries whose last attempt's process died are failed, expired idempotency keys deleted, and old
+   * deliveries pruned (in batches, one a sweep until none is left). Its own failures are logged and do not stop the tick.
    */
   async #sweep(): Promise<void> {
     const now = Date.now();
@@ -159,12 +163,16 @@ class QueueWorker implements Worker {
     this.#lastSweep = now;
     try {
       await failAbandoned(this.#options.db, this.#options.settings.maxAttempts);
+      // Expired idempotency keys (24 h old): bounded batches, a few a sweep at most.
+      for (let i = 0; i < KEY_PURGE_BATCHES && (await purgeExpiredKeys(this.#options.db, KEY_PURGE_BATCH)) === KEY_PURGE_BATCH; i++);
       if (now - this.#lastPrune < PRUNE_EVERY_MS) return;
       const pruned = await pruneDeliveries(this.#options.db, { days: this.#options.retentionDays ?? 30, batch: PRUNE_BATCH });
       // A full batch: more is left, so the next sweep prunes again.
       if (pruned < PRUNE_BATCH) this.#lastPrune = now;
     } catch (error) {
-      this.#options.logger.warn('worker: the sweep of old and abandoned deliveries failed; trying again later', { error: String(error) });
+      this.#options.logger.warn('worker: the sweep of old and abandoned deliveries or expired idempotency keys failed; trying again later', {
+        error: String(error),
+      });
     }
   }
 }

@@ -35,6 +35,11 @@ export interface Action<I extends z.ZodType = z.ZodType, O extends z.ZodType = z
    * the handler runs (and before any stream opens).
    */
   rateLimit?: ActionRateLimit;
+  /**
+   * Fields of the answer never kept for an `Idempotency-Key` replay (a secret shown once): a replay answers without
+   * them. Every write (`readOnly` unset) takes an Idempotency-Key.
+   */
+  secretFields?: readonly string[];
   handler: (args: { id: string; input: z.output<I>; ctx: Context }) => Promise<z.output<O>>;
 }
 

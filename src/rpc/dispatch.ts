@@ -4,6 +4,7 @@ import { uuid } from '../lib/zod.ts';
 import type { Action, ActionRateLimit, ActionRegistry } from './action.ts';
 import { createContext, type Principal, type ProgressEvent, type Scope, type Services } from './context.ts';
 import { AppError, validationError } from './errors.ts';
+import { idempotencyClaim, runOnce } from './idempotency.ts';
 
 /** The invoke envelope. Unknown top-level keys are refused, as everywhere else. */
 export const invokeEnvelope = z.strictObject({
@@ -40,6 +41,17 @@ export interface DispatchDeps {
 export interface DispatchResult {
   status: 200 | 201;
   data: unknown;
+  /** The stored answer of an earlier request with the same Idempotency-Key (HTTP: `Idempotent-Replayed: true`). */
+  replayed?: true;
+}
+
+/** What a transport passes to `prepare` beside the envelope. */
+export interface PrepareOptions {
+  /**
+   * The request's `Idempotency-Key` (HTTP header, WebSocket frame field `idempotencyKey`): a write then runs once, and
+   * its retries answer the same (src/rpc/idempotency.ts). Ignored for a read-only action.
+   */
+  idempotencyKey?: string;
 }
 
 /** What a transport hands the handler beside the input: cancellation, and a channel for progress. */
@@ -80,7 +92,12 @@ export function lookupAction(registry: ActionRegistry, resource: string, action:
  * The answer runs the handler; a transport that streams (SSE, WebSocket) opens its stream in between, so a
  * request refused here is answered as a plain error before any stream opens.
  */
-export async function prepare(deps: DispatchDeps, principal: Principal, body: unknown): Promise<PreparedCall> {
+export async function prepare(
+  deps: DispatchDeps,
+  principal: Principal,
+  body: unknown,
+  options: PrepareOptions = {},
+): Promise<PreparedCall> {
   const envelope = invokeEnvelope.safeParse(body);
   if (!envelope.success) throw validationError(envelope.error.issues);
   const { resource, action: actionName, id: rawId, data: rawData } = envelope.data;
@@ -94,24 +111,32 @@ export async function prepare(deps: DispatchDeps, principal: Principal, body: un
   const input = action.input.safeParse(data);
   if (!input.success) throw validationError(input.error.issues, ['data']);
   // Per user, not per credential: several keys of one user share one budget of expensive calls.
+  // Keyed by the credential's user; the request as sent (admin fields included) is what a retry must repeat.
+  const claim =
+    options.idempotencyKey !== undefined && !action.readOnly
+      ? idempotencyClaim(principal.userId, options.idempotencyKey, { resource, action: actionName, id: rawId, data: rawData })
+      : undefined;
   if (action.rateLimit) await deps.limiters[action.rateLimit].consume(principal.userId);
 
+  const execute = async (db: Db, options: RunOptions): Promise<DispatchResult> => {
+    const ctx = createContext({
+      db,
+      principal,
+      scope,
+      maxActiveGoals: deps.maxActiveGoals,
+      services: deps.services,
+      signal: options.signal,
+      progress: options.onProgress,
+    });
+    const result = await action.handler({ id, input: input.data, ctx });
+    if (deps.checkAnswers) checkAnswer(action, result, `${resource}.${actionName}`);
+    return { status: action.created ? 201 : 200, data: result };
+  };
   return {
     action,
-    async run(options = {}) {
-      const ctx = createContext({
-        db: deps.db,
-        principal,
-        scope,
-        maxActiveGoals: deps.maxActiveGoals,
-        services: deps.services,
-        signal: options.signal,
-        progress: options.onProgress,
-      });
-      const result = await action.handler({ id, input: input.data, ctx });
-      if (deps.checkAnswers) checkAnswer(action, result, `${resource}.${actionName}`);
-      return { status: action.created ? 201 : 200, data: result };
-    },
+    run: claim
+      ? (options = {}) => runOnce(deps.db, claim, (db) => execute(db, options), action.secretFields)
+      : (options = {}) => execute(deps.db, options),
   };
 }
 

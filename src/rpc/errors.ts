@@ -16,6 +16,7 @@ export const errorStatus = {
   CONFLICT: 409,
   METHOD_NOT_ALLOWED: 405,
   PAYLOAD_TOO_LARGE: 413,
+  IDEMPOTENCY_KEY_REUSED: 422,
   RATE_LIMIT_EXCEEDED: 429,
   INTERNAL_ERROR: 500,
   UPSTREAM_ERROR: 502,
@@ -39,6 +40,7 @@ const defaultMessage: Record<ErrorCode, string> = {
   CONFLICT: 'The request conflicts with the current state of the record',
   METHOD_NOT_ALLOWED: 'This route does not take this method; the Allow header lists the ones it takes',
   PAYLOAD_TOO_LARGE: 'The request body is too large',
+  IDEMPOTENCY_KEY_REUSED: 'This Idempotency-Key was used for a different request',
   RATE_LIMIT_EXCEEDED: 'Too many requests',
   INTERNAL_ERROR: 'Something went wrong on our side; quote the request id if you report it',
   UPSTREAM_ERROR: 'The AI provider failed',
@@ -61,7 +63,7 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: ErrorStatus;
   readonly details?: unknown;
-  /** Extra response headers (Retry-After for 429). */
+  /** Extra response headers (Retry-After for 429 and 503, Allow for 405). */
   readonly headers?: Record<string, string>;
 
   constructor(options: {
@@ -75,7 +77,11 @@ export class AppError extends Error {
     this.code = options.code;
     this.status = errorStatus[options.code];
     this.details = options.details;
-    this.headers = options.headers;
+    // Every 503 says when to come back (SPEC §2).
+    this.headers =
+      options.code === 'SERVICE_UNAVAILABLE' && options.headers?.['Retry-After'] === undefined
+        ? { ...options.headers, 'Retry-After': String(RETRY_AFTER_SECONDS) }
+        : options.headers;
   }
 }
 
@@ -133,7 +139,11 @@ const unavailableCodes = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
+  'DATABASE_UNAVAILABLE', // no answer within DB_UNAVAILABLE_TIMEOUT_MS (src/db/availability.ts)
 ]);
+
+/** Seconds a client is told to wait after a 503: the database is probed every 100 ms, so a retry soon is cheap. */
+export const RETRY_AFTER_SECONDS = 1;
 
 /**
  * Anything thrown → AppError. Unknown errors become INTERNAL_ERROR, keeping the cause for the log;
@@ -143,7 +153,13 @@ export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
-    if (unavailableCodes.has(code)) return new AppError({ code: 'SERVICE_UNAVAILABLE', cause: error });
+    if (unavailableCodes.has(code)) {
+      return new AppError({
+        code: 'SERVICE_UNAVAILABLE',
+        message: 'The database is unreachable; retry shortly. A write may or may not have been applied: retry it with the same Idempotency-Key',
+        cause: error,
+      });
+    }
     // serialization_failure / deadlock_detected: the client may retry the same request.
     if (code === '40001' || code === '40P01') {
       return new AppError({ code: 'CONFLICT', message: 'A concurrent request changed the same records; retry', cause: error });

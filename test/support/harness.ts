@@ -63,6 +63,8 @@ export interface HarnessOptions {
   maxActiveGoals?: number;
   bodyLimitBytes?: number;
   keyCacheTtlMs?: number;
+  /** DB_UNAVAILABLE_TIMEOUT_MS (default 1000; always off on the embedded database). */
+  unavailableTimeoutMs?: number;
   /** Override the database URL (a dead port, a wrong search_path…). */
   databaseUrl?: string;
   /** The provider of goals.generate (default: the offline one). */
@@ -84,6 +86,8 @@ export async function createHarness(options: HarnessOptions = {}) {
   const database = await openDatabase({
     databaseUrl: options.databaseUrl ?? databaseUrl(),
     poolMax: databaseKind() === 'embedded' ? 1 : 10,
+    // The embedded database takes one connection: no probe beside it.
+    unavailableTimeoutMs: databaseKind() === 'embedded' ? 0 : options.unavailableTimeoutMs,
   });
   const authenticator = createAuthenticator({
     db: database.db,
@@ -97,6 +101,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const bodyLimitBytes = options.bodyLimitBytes ?? 1024 * 1024;
   const app = createApp({
     db: database.db,
+    availability: database.availability,
     authenticator,
     rateLimiter,
     logger: createLogger('silent'),

@@ -40,6 +40,7 @@ const CONFIG_VARS = [
   'WORKER',
   'WORKER_POLL_MS',
   'STATEMENT_TIMEOUT_MS',
+  'DB_UNAVAILABLE_TIMEOUT_MS',
 ];
 
 /** A free TCP port on loopback: listen on port 0, read it, close. */

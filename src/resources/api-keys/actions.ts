@@ -61,6 +61,8 @@ export const create = defineAction({
   summary: 'Create an API key',
   description: `The answer alone holds \`key\`: store it now. At most ${MAX_ACTIVE_KEYS} active keys per user (CONFLICT beyond).`,
   created: true,
+  // Stored only as a hash: a retry with the same Idempotency-Key answers the key's record without it.
+  secretFields: ['key'],
   input: z.strictObject({ name: z.string().trim().min(1).max(100).default('API key') }),
   output: createdApiKeyOutput,
   example: { name: 'CI' },
