@@ -78,6 +78,23 @@ describe('/mcp with the MCP SDK client', () => {
     await client.close();
   });
 
+  it('runs a write once for an idempotency key in _meta, and answers the retry as a replay', async () => {
+    const alice = await h.user();
+    const client = await connect(alice.key);
+    const call = () => client.callTool({ name: 'goals_create', arguments: { name: 'Once' }, _meta: { idempotencyKey: 'mcp-retry-1' } });
+    const first: any = await call();
+    const again: any = await call();
+    expect(first.isError).toBeFalsy();
+    expect(again.structuredContent).toEqual(first.structuredContent);
+    expect(again._meta).toMatchObject({ idempotentReplayed: true });
+    expect(first._meta?.idempotentReplayed).toBeUndefined();
+    const reused: any = await client.callTool({ name: 'goals_create', arguments: { name: 'Other' }, _meta: { idempotencyKey: 'mcp-retry-1' } });
+    expect(envelopeOf(reused).error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    const listed: any = await client.callTool({ name: 'goals_list', arguments: {} });
+    expect(listed.structuredContent.count).toBe(1);
+    await client.close();
+  });
+
   it("answers a validation error and someone else's goal as isError results with the error envelope", async () => {
     const alice = await h.user();
     const bob = await h.user();

@@ -95,6 +95,10 @@ describe('GET /openapi.json', () => {
         expect(op.responses[status]).toEqual({ $ref: `#/components/responses/${status}` });
       }
       expect(op.responses['409'] !== undefined).toBe(!def.readOnly);
+      // Every write takes an Idempotency-Key and may answer 422 for a reused one, or a replay.
+      expect(op.responses['422'] !== undefined).toBe(!def.readOnly);
+      expect((op.parameters ?? []).map((p: any) => p.name)).toEqual(def.readOnly ? [] : ['Idempotency-Key']);
+      expect(Object.keys(op.responses[def.created ? '201' : '200'].headers ?? {}).includes('Idempotent-Replayed')).toBe(!def.readOnly);
       expect(op.responses['502'] !== undefined).toBe(def.rateLimit === 'generate');
     }
     expect(doc.components.responses['429'].headers).toHaveProperty('Retry-After');

@@ -15,6 +15,6 @@ describe('Registry type', () => {
     expectTypeOf<Registry['goals']['get']['output']['progress']>().toEqualTypeOf<number>();
     expectTypeOf<Registry['goals']['get']['output']['status']>().toEqualTypeOf<'active' | 'inactive' | 'completed' | 'abandoned'>();
     expectTypeOf<Registry['agents']['list']['output']['items'][number]['attached_goal_id']>().toEqualTypeOf<string | null>();
-    expectTypeOf<Registry['api-keys']['create']['output']['key']>().toEqualTypeOf<string>();
+    expectTypeOf<Registry['api-keys']['create']['output']['key']>().toEqualTypeOf<string | undefined>();
   });
 });

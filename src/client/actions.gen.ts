@@ -513,9 +513,9 @@ export interface Actions {
         last_used_at: string | null;
         revoked_at: string | null;
         /**
-         * The key itself (`gp_live_…`): shown once, here.
+         * The key itself (`gp_live_…`): shown once, here; absent from an Idempotency-Key replay.
          */
-        key: string;
+        key?: string;
       };
       takesId: false;
       streams: false;
@@ -1014,6 +1014,7 @@ export type ApiErrorCode =
   | 'CONFLICT'
   | 'METHOD_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
+  | 'IDEMPOTENCY_KEY_REUSED'
   | 'RATE_LIMIT_EXCEEDED'
   | 'INTERNAL_ERROR'
   | 'UPSTREAM_ERROR'

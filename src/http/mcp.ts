@@ -102,7 +102,14 @@ export function createMcpServer(deps: McpDeps, principal: Principal, requestId: 
       // `id` is the envelope's for an action that names a record; for any other, it is an unknown field of `data`.
       const { id: recordId, ...data } = args;
       const envelope = found.def.id ? { id: recordId, data } : { data: args };
-      const call = await prepare(deps.dispatch, principal, { resource: found.resource, action: found.action, ...envelope });
+      // A write's Idempotency-Key travels in the call's `_meta` (`{ "idempotencyKey": "…" }`), as HTTP's header would.
+      const idempotencyKey = request.params._meta?.idempotencyKey;
+      const call = await prepare(
+        deps.dispatch,
+        principal,
+        { resource: found.resource, action: found.action, ...envelope },
+        idempotencyKey === undefined ? undefined : { idempotencyKey: String(idempotencyKey) },
+      );
       const progressToken = request.params._meta?.progressToken;
       let step = 0;
       const result = await call.run({
@@ -114,7 +121,11 @@ export function createMcpServer(deps: McpDeps, principal: Principal, requestId: 
               .catch(() => {}),
         }),
       });
-      return { content: [{ type: 'text', text: JSON.stringify(result.data) }], structuredContent: result.data as Record<string, unknown> };
+      return {
+        content: [{ type: 'text', text: JSON.stringify(result.data) }],
+        structuredContent: result.data as Record<string, unknown>,
+        ...(result.replayed && { _meta: { idempotentReplayed: true } }),
+      };
     } catch (error) {
       const appError = toAppError(error);
       logFailure(deps.logger, { message: 'mcp tool call failed', appError, thrown: error, fields: { request_id: id, tool: request.params.name } });

@@ -60,8 +60,9 @@ const errorResponses: Record<string, { description: string; headers?: object }> 
   '401': { description: 'UNAUTHORIZED (no credentials), INVALID_KEY_PREFIX, KEY_NOT_FOUND or INVALID_TOKEN.' },
   '403': { description: 'FORBIDDEN: a write by the read-only consumer role, or admin fields without the internal_admin role.' },
   '404': { description: 'NOT_FOUND or AGENT_NOT_FOUND: the record does not exist or is not yours (never which).' },
-  '409': { description: 'CONFLICT: a precondition failed (a stale `expected_updated_at`, a limit reached).' },
-  '413': { description: 'PAYLOAD_TOO_LARGE: the body is over the limit (1 MiB by default).' },
+  '409': { description: 'CONFLICT: a precondition failed (a stale `expected_updated_at`, a limit reached), or a request with the same `Idempotency-Key` is still running.' },
+  '413': { description: 'PAYLOAD_TOO_LARGE: the body is over the limit (1 MiB by default); the connection is closed after it.' },
+  '422': { description: 'IDEMPOTENCY_KEY_REUSED: the `Idempotency-Key` was used for a different request.' },
   '429': { description: 'RATE_LIMIT_EXCEEDED: over the per-credential limit.', headers: retryAfter },
   '500': { description: 'INTERNAL_ERROR: a bug; the log has its stack under the request id.' },
   '502': { description: 'UPSTREAM_ERROR: the AI provider failed or answered something that does not validate.' },
@@ -77,7 +78,7 @@ const rateLimitHeaders = {
 /** The statuses an action's operation documents, from what the action is. */
 function errorStatusesOf(action: Action): string[] {
   const statuses = ['400', '401', '403', '404', '413', '429', '500', '503'];
-  if (!action.readOnly) statuses.push('409');
+  if (!action.readOnly) statuses.push('409', '422');
   if (action.rateLimit === 'generate') statuses.push('502');
   return statuses.sort();
 }
@@ -220,10 +221,29 @@ function describe(op: Operation, route: string): string {
     .join('\n\n');
 }
 
+const replayedHeader = {
+  'Idempotent-Replayed': {
+    description: '`true` when this is the stored answer of an earlier request with the same `Idempotency-Key` (nothing was written).',
+    schema: { type: 'string', enum: ['true'] },
+  },
+};
+
+/** The `Idempotency-Key` header every write takes (SPEC §1). */
+const idempotencyKeyParameter = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    'Runs the write once: a retry with the same key and the same request within 24 h answers the first answer again (with `Idempotent-Replayed: true`) and writes nothing; the key with a different request is 422, a retry while the first runs 409. Per user.',
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7E]+$' },
+};
+
+const writeParameters = (op: Operation) => (op.action.readOnly ? [] : [idempotencyKeyParameter]);
+
 const success = (op: Operation) => ({
   [op.action.created ? '201' : '200']: {
     description: op.action.created ? 'Created' : 'Success',
-    headers: rateLimitHeaders,
+    headers: op.action.readOnly ? rateLimitHeaders : { ...rateLimitHeaders, ...replayedHeader },
     content: json(op.answer),
   },
 });
@@ -236,6 +256,7 @@ function actionOperation(op: Operation) {
     tags: [resource],
     summary: action.summary,
     description: describe(op, `Same as \`POST /v1\` with \`{"resource": "${resource}", "action": "${name}"${action.id ? ', "id": …' : ''}, "data": …}\`.`),
+    ...(action.readOnly ? {} : { parameters: writeParameters(op) }),
     requestBody: {
       required: action.id || needsData(op),
       content: {
@@ -269,15 +290,16 @@ function invokeOperation(operations: Operation[]) {
     operationId: 'invoke',
     tags: ['invoke'],
     summary: 'Invoke any action',
+    parameters: [{ ...idempotencyKeyParameter, description: `${idempotencyKeyParameter.description} Writes only; ignored for reads.` }],
     description: "The envelope names the action; its answer is that action's (see each action's own operation). 201 for the actions that create.",
     requestBody: {
       required: true,
       content: { 'application/json': { schema: { oneOf: envelopes }, example: { resource: first.resource, action: first.name, data: exampleData(first) } } },
     },
     responses: {
-      '200': { description: 'Success', headers: rateLimitHeaders, content: json({ type: 'object', required: ['success', 'data'], properties: { success: { const: true }, data: { anyOf: answers } } }) },
-      '201': { description: 'Created', headers: rateLimitHeaders, content: json({ type: 'object', required: ['success', 'data'], properties: { success: { const: true }, data: { anyOf: answers } } }) },
-      ...errorsOf(['400', '401', '403', '404', '409', '413', '429', '500', '502', '503']),
+      '200': { description: 'Success', headers: { ...rateLimitHeaders, ...replayedHeader }, content: json({ type: 'object', required: ['success', 'data'], properties: { success: { const: true }, data: { anyOf: answers } } }) },
+      '201': { description: 'Created', headers: { ...rateLimitHeaders, ...replayedHeader }, content: json({ type: 'object', required: ['success', 'data'], properties: { success: { const: true }, data: { anyOf: answers } } }) },
+      ...errorsOf(['400', '401', '403', '404', '409', '413', '422', '429', '500', '502', '503']),
     },
   };
 }
@@ -296,6 +318,7 @@ function restPaths(operations: Operation[]): Record<string, Record<string, unkno
     };
     const bodyOf = (route: string) => ({
       ...base,
+      ...(action.readOnly ? {} : { parameters: writeParameters(op) }),
       description: describe(op, route),
       requestBody: { required: needsData(op), content: { 'application/json': { schema: op.data, example: exampleData(op) } } },
     });
@@ -306,9 +329,9 @@ function restPaths(operations: Operation[]): Record<string, Record<string, unkno
     } else if (name === 'get') {
       at(`/v1/${resource}/{id}`).get = { ...base, description: describe(op, `\`${resource}.get\`.`), parameters: [idParameter(resource)] };
     } else if (name === 'update') {
-      at(`/v1/${resource}/{id}`).patch = { ...bodyOf(`The body is the \`data\` of \`${resource}.update\`.`), parameters: [idParameter(resource)] };
+      at(`/v1/${resource}/{id}`).patch = { ...bodyOf(`The body is the \`data\` of \`${resource}.update\`.`), parameters: [idParameter(resource), ...writeParameters(op)] };
     } else if (name === 'delete') {
-      at(`/v1/${resource}/{id}`).delete = { ...base, description: describe(op, `\`${resource}.delete\`.`), parameters: [idParameter(resource)] };
+      at(`/v1/${resource}/{id}`).delete = { ...base, description: describe(op, `\`${resource}.delete\`.`), parameters: [idParameter(resource), ...writeParameters(op)] };
     } else if (action.readOnly && action.id) {
       at(`/v1/${resource}/{id}/${name}`).get = {
         ...base,
@@ -379,7 +402,7 @@ function servicePaths(): Record<string, Record<string, unknown>> {
         summary: 'The WebSocket: every action over one connection',
         description: [
           'Connect with `Upgrade: websocket`, credentials in the `Authorization` or `X-API-Key` header, or in a first frame `{"type": "auth", "token": "…"}`.',
-          'Send request frames `{"request_id": "…", "resource", "action", "id"?, "data"?}`; each gets any number of `{"request_id", "type": "progress", …}` frames (streaming actions) and exactly one `{"request_id", "type": "result", "success", "data" | "error"}` frame. Frames count against the same rate limit as HTTP requests.',
+          'Send request frames `{"request_id": "…", "resource", "action", "id"?, "data"?, "idempotencyKey"?}`; each gets any number of `{"request_id", "type": "progress", …}` frames (streaming actions) and exactly one `{"request_id", "type": "result", "success", "data" | "error", "replayed"?}` frame. Frames count against the same rate limit as HTTP requests.',
         ].join('\n\n'),
         responses: { '101': { description: 'Switching Protocols: the WebSocket is open.' }, ...errorsOf(['400', '401', '429']) },
       },

@@ -31,7 +31,10 @@ const apiKeyOutput = z.strictObject({
   revoked_at: timestamp().nullable(),
 }).meta({ id: 'ApiKey' });
 const apiKeyPageOutput = pageOutput(apiKeyOutput);
-const createdApiKeyOutput = apiKeyOutput.extend({ key: z.string().describe('The key itself (`gp_live_…`): shown once, here.') });
+const createdApiKeyOutput = apiKeyOutput.extend({
+  // Not kept for an Idempotency-Key replay (`secretFields`): a retry answers the key's record without it.
+  key: z.string().optional().describe('The key itself (`gp_live_…`): shown once, here; absent from an Idempotency-Key replay.'),
+});
 
 /** API keys belong to the acting user; admin mode across accounts does not list other users' keys. */
 const ownerOf = (ctx: Context) => ctx.scope.actingUserId;
