@@ -1,7 +1,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { describe, expect, it } from 'vitest';
-import { createHarness, databaseUrl, type Harness } from './support/harness.ts';
+import { createHarness, databaseUrl, onRealPostgres, type Harness } from './support/harness.ts';
 import { runNode } from './support/processes.ts';
 
 // `goalpost mcp --key`: the same tools over stdio, as a local MCP client (Claude Desktop, an IDE) starts it. On the
@@ -15,7 +15,11 @@ async function withHarness<T>(fn: (h: Harness) => Promise<T>): Promise<T> {
   }
 }
 
-const env = () => ({ ...process.env, DATABASE_URL: databaseUrl(), LOG_LEVEL: 'silent' }) as Record<string, string>;
+// The embedded test database serves one connection over its socket: no second one for the deadline's probe or the
+// rate limit's leases there.
+const embeddedOnly = () => (onRealPostgres() ? {} : { DB_UNAVAILABLE_TIMEOUT_MS: '0', RATE_LIMIT_STORE: 'memory' });
+const cliEnv = () => ({ DATABASE_URL: databaseUrl(), LOG_LEVEL: 'silent', ...embeddedOnly() });
+const env = () => ({ ...process.env, ...cliEnv() }) as Record<string, string>;
 
 describe('goalpost mcp (stdio)', () => {
   it("serves the tools as the key's user, its writes landing in the database", async () => {
@@ -52,12 +56,12 @@ describe('goalpost mcp (stdio)', () => {
   });
 
   it('refuses a bad key or none: one line on stderr, a non-zero exit, nothing on stdout', async () => {
-    const bad = await runNode(['bin/goalpost.mjs', 'mcp', '--key', 'gp_live_nope'], { DATABASE_URL: databaseUrl(), LOG_LEVEL: 'silent' });
+    const bad = await runNode(['bin/goalpost.mjs', 'mcp', '--key', 'gp_live_nope'], cliEnv());
     expect(bad.code).not.toBe(0);
     expect(bad.stdout).toBe('');
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/key/i);
-    const none = await runNode(['bin/goalpost.mjs', 'mcp'], { DATABASE_URL: databaseUrl(), LOG_LEVEL: 'silent', GOALPOST_API_KEY: undefined });
+    const none = await runNode(['bin/goalpost.mjs', 'mcp'], { ...cliEnv(), GOALPOST_API_KEY: undefined });
     expect(none.code).not.toBe(0);
     expect(none.stderr).toMatch(/--key/);
   });
