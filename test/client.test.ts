@@ -8,6 +8,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, GoalpostError, GoalpostNetworkError } from '../src/client/index.ts';
 import { createHarness, type Harness } from './support/harness.ts';
+import { typecheck as check } from './support/typecheck.ts';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
@@ -35,22 +36,7 @@ afterAll(async () => {
   await h.close();
 });
 
-function typecheck(name: string, source: string): string[] {
-  const file = join(consumer, `${name}.ts`);
-  writeFileSync(file, source);
-  const program = ts.createProgram([file], {
-    strict: true,
-    noEmit: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    types: [],
-    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts', 'lib.dom.iterable.d.ts', 'lib.dom.asynciterable.d.ts'],
-  });
-  return ts
-    .getPreEmitDiagnostics(program)
-    .map((d) => `${d.file ? d.file.fileName.replace(consumer, '') : ''}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`);
-}
+const typecheck = (name: string, source: string) => check(consumer, name, source);
 
 const header = `import { createClient, GoalpostError, GoalpostNetworkError, type Goal } from 'goalpost/client';\n`;
 

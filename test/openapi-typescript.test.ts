@@ -4,6 +4,7 @@ import openapiTS, { astToString } from 'openapi-typescript';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from './support/harness.ts';
+import { typecheck as check } from './support/typecheck.ts';
 
 // What a frontend does with /openapi.json: generate types with openapi-typescript, call with openapi-fetch. The
 // answers must be typed (a wrong field is a compile error), and the calls must work against the real server.
@@ -35,26 +36,8 @@ const client = createClient<paths>({ baseUrl, headers: { authorization: \`Bearer
 type Body<P extends keyof paths> = paths[P] extends { post: { requestBody?: { content: { 'application/json': infer B } } } } ? B : never;
 `;
 
-/** Type-checks `body` (after the prelude) as a module of its own; answers the diagnostics. */
-function typecheck(name: string, body: string): string[] {
-  const file = join(dir, `${name}.ts`);
-  writeFileSync(file, prelude + body);
-  const program = ts.createProgram([file], {
-    strict: true,
-    noEmit: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    allowImportingTsExtensions: true,
-    skipLibCheck: true,
-    types: [],
-    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
-  });
-  return ts
-    .getPreEmitDiagnostics(program)
-    .filter((d) => d.file?.fileName === file)
-    .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
-}
+/** Type-checks `body` after the prelude; the diagnostics (skipLibCheck: openapi-fetch's own declarations are not on trial). */
+const typecheck = (name: string, body: string) => check(dir, name, prelude + body, { skipLibCheck: true });
 
 const good = `
 export const bodies: [Body<'/v1/goals/create'>, Body<'/v1/goals/update'>, Body<'/v1/goals/list'>] = [
